@@ -1,0 +1,62 @@
+"""Interactive explorers (ipywidgets) over the figures in ``plots.py``.
+
+ipywidgets swallows exceptions raised in callbacks, so a broken explorer would pass CI. Each
+explorer here is therefore a thin wire between a control and a plain function of ``plots.py``
+that is unit-tested, and each returns that function's figure for its default value too: a
+notebook displays that figure (what CI executes), then the widget (what a reader moves).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+
+def _interactive(control, draw):
+    """A control and an output area that shows ``draw(value)`` each time the control changes."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    out = w.Output()
+
+    def update(change=None):  # a reader's change; the first figure is drawn by the caller
+        with out:
+            out.clear_output(wait=True)
+            fig = draw(control.value)
+            if hasattr(fig, "to_dict"):  # plotly
+                fig.show()
+            else:
+                display(fig)
+                plt.close(fig)
+
+    control.observe(update, names="value")
+    return w.VBox([control, out])
+
+
+def factor_explorer(points, factors, options=("shape_name", "superclass_name", "colour_name", "texture_name",
+                                              "domain_name", "scale", "rotation"), value: str = "shape_name"):
+    """A dropdown that recolours a 2-D embedding by any factor of the shapes world.
+
+    Returns ``(figure for value, widget)``; the figure comes from :func:`plots.scatter_2d`.
+    """
+    import ipywidgets as w
+
+    from .plots import scatter_2d
+
+    options = [o for o in options if o in factors]
+    fig = scatter_2d(points, factors, value)
+    control = w.Dropdown(options=options, value=value, description="colour by")
+    return fig, _interactive(control, lambda v: scatter_2d(points, factors, v))
+
+
+def jitter_explorer(table, examples: dict, value: float):
+    """A slider over the rotation jitter of the training world (the values that were trained).
+
+    Returns ``(figure for value, widget)``; the figure comes from :func:`plots.jitter_curve`.
+    """
+    import ipywidgets as w
+
+    from .plots import jitter_curve
+
+    fig = jitter_curve(table, value, examples[value])
+    control = w.SelectionSlider(options=list(table["jitter"]), value=value, description="jitter")
+    return fig, _interactive(control, lambda v: jitter_curve(table, v, examples[v]))

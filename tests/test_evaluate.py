@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+
+from ssl_tutorial import clustering_scores, knn_accuracy, linear_probe, load_splits, probe_layers
+from ssl_tutorial.evaluate import embed, factor_predictability, hungarian_accuracy, layer_features
+from ssl_tutorial.nets import make_backbone
+
+
+def _blobs(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = torch.randn(n, 8, generator=g) * 0.1 + torch.eye(4, 8)[y] * 3
+    return x, y
+
+
+def test_protocols_on_separable_data():
+    x, y = _blobs()
+    assert knn_accuracy(x[:150], y[:150], x[150:], y[150:], k=5) == 1.0
+    assert linear_probe(x[:150], y[:150], x[150:], y[150:]) == 1.0
+    assert linear_probe(x[:150], y[:150], x[150:], y[150:], method="logistic") == 1.0
+    noise = torch.randn(200, 8)
+    assert linear_probe(noise[:150], y[:150], noise[150:], y[150:]) < 0.6
+    with pytest.raises(ValueError, match="ridge, logistic"):
+        linear_probe(x, y, x, y, method="svm")
+
+
+def test_clustering_scores_ignore_cluster_names():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    renamed = np.array([2, 2, 0, 0, 1, 1])
+    assert clustering_scores(y, renamed) == {"nmi": pytest.approx(1.0), "ari": pytest.approx(1.0), "accuracy": 1.0}
+    assert hungarian_accuracy(y, np.array([0, 0, 0, 0, 0, 0])) == pytest.approx(1 / 3)
+
+
+def test_layer_probe_and_embed(cfg):
+    train, test = load_splits(cfg)
+    net = make_backbone(cfg)
+    feats = layer_features(net, train.images, grid=2)
+    assert [f.shape for f in feats] == [(len(train), 4 * w) for w in cfg.widths]
+    table = probe_layers(net, train, test)
+    assert table["block"].tolist() == [1, 2, 3, 4] and table["accuracy"].between(0, 1).all()
+    assert embed(net, test.images, batch_size=7).shape == (len(test), net.out_dim)
+    kept = factor_predictability(embed(net, train.images), embed(net, test.images), train.factors, test.factors)
+    assert set(kept.index) == {"shape", "superclass", "colour", "texture", "domain"}
