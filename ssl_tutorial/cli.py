@@ -85,6 +85,7 @@ def cmd_run(args) -> int:
     if args.seed is not None:
         os.environ["SSL_TUTORIAL_SEED"] = str(args.seed)
     os.environ.setdefault("PLOTLY_RENDERER", "notebook_connected")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no reader watches a headless run
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
     out_dir = Path(args.out)

@@ -120,7 +120,7 @@ def _save(path: Path, model: torch.nn.Module, history: History) -> None:
 
 def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None, batch_size: int | None = None,
         lr: float | None = None, weight_decay: float = 5e-4, name: str | None = None, cache: bool = True,
-        evaluate=None, eval_every: int = 0, progress: bool = True, **key_extra) -> History:
+        evaluate=None, eval_every: int = 0, progress: bool = True, init: bool = True, **key_extra) -> History:
     """Train ``model`` on ``data`` with ``model.loss((images, labels))``; return its :class:`History`.
 
     ``steps``, ``batch_size`` and ``lr`` default to the scale preset ``cfg``. ``evaluate(model)``
@@ -128,6 +128,11 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
     cached with the weights. Extra keyword arguments only enter the cache key (to tell apart
     runs that differ in something ``fit`` cannot see). The model is left in eval mode on
     ``cfg.device``.
+
+    With ``init=True`` (the default) every layer is first initialised from ``cfg.seed``, so the
+    result depends on the configuration alone, and the backbone starts exactly where
+    ``nets.make_backbone(cfg)`` does (the "random init" baseline). ``init=False`` trains from the
+    weights the model has (fine-tuning a pretrained backbone).
     """
     if not hasattr(model, "loss"):
         raise ValueError(f"{type(model).__name__} has no loss(batch) method, so fit() cannot train it")
@@ -140,6 +145,8 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
     settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                 "seed": cfg.seed, "scale": cfg.scale, "eval_every": eval_every, "extra": key_extra}
     model.cpu()
+    if init:
+        nets.seeded_init(model, cfg.seed)
     path = cache_dir() / f"{name}-{cache_key(model, data, settings)[:20]}.pt"
     history = _load(path, model) if cache else None
     if history is not None:
@@ -178,7 +185,7 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
             for k, v in logs.items():
                 history.logs.setdefault(k, []).append(float(v))
             if step % 25 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{float(v):.3f}" for k, v in logs.items()})
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False, **{k: f"{float(v):.3f}" for k, v in logs.items()})
             if evaluate is not None and eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
                 history.evals.append(_evaluate(model, evaluate, step + 1))
         if evaluate is not None:

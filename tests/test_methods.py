@@ -16,7 +16,7 @@ def batch():
 
 
 def _log_softmax_at(logits, index):
-    return logits[index] - math.log(sum(math.exp(v) for v in logits.tolist()))
+    return float(logits[index].detach()) - math.log(sum(math.exp(v) for v in logits.tolist()))
 
 
 def test_rotnet_loss_matches_the_formula(batch):
@@ -75,10 +75,10 @@ def test_supervised_and_multitask(batch):
 
 def test_backbones(cfg):
     net = make_backbone(cfg)
-    feats = net.features(torch.rand(2, 3, 16, 16))
-    assert [f.shape[1] for f in feats] == list(cfg.widths) and net(torch.rand(2, 3, 16, 16)).shape == (2, net.out_dim)
     again = make_backbone(cfg)
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    feats = net.features(torch.rand(2, 3, 16, 16))
+    assert [f.shape[1] for f in feats] == list(cfg.widths) and net(torch.rand(2, 3, 16, 16)).shape == (2, net.out_dim)
     other = seeded_init(make_backbone(cfg), 1)
     assert not torch.equal(next(other.parameters()), next(net.parameters()))
     assert mlp(8, 16, 4)(torch.rand(3, 8)).shape == (3, 4)

@@ -42,7 +42,7 @@ def test_the_key_covers_the_config(cfg, data):
     paths = {fit(RotNet(make_backbone(cfg)), data, cfg, progress=False).path,
              fit(RotNet(make_backbone(cfg)), data, cfg, steps=2, progress=False).path,
              fit(RotNet(make_backbone(cfg)), data, cfg.with_(seed=1), progress=False).path,
-             fit(RotNet(make_backbone(cfg, seed=5)), data, cfg, progress=False).path,
+             fit(RotNet(make_backbone(cfg, seed=5)), data, cfg, init=False, progress=False).path,
              fit(RotNet(make_backbone(cfg)), data.subset(slice(0, 32)), cfg, progress=False).path,
              fit(RotNet(make_backbone(cfg)), data, cfg, lr=1e-4, progress=False).path}
     assert len(paths) == 6
@@ -73,5 +73,29 @@ def test_bad_input(cfg, data):
         fit(make_backbone(cfg), data, cfg)
     with pytest.raises(ValueError, match="empty"):
         fit(RotNet(make_backbone(cfg)), data.subset(slice(0, 0)), cfg)
+    class Diverges(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def loss(self, batch):
+            return self.w * float("nan"), {}
+
     with pytest.raises(RuntimeError, match="smaller lr"):
-        fit(RotNet(make_backbone(cfg)), data, cfg, lr=1e30, steps=20, cache=False, progress=False)
+        fit(Diverges(), data, cfg, cache=False, progress=False)
+    assert not list(Path(cfg_cache()).glob("diverges*")), "nothing is cached from a failed run"
+
+
+def cfg_cache():
+    from ssl_tutorial.train import cache_dir
+
+    return cache_dir()
+
+
+def test_init_false_keeps_the_given_weights(cfg, data):
+    model = RotNet(make_backbone(cfg, seed=9))
+    start = _weights(model)
+    fit(model, data, cfg, steps=0, init=False, cache=False, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(start, model.state_dict().values()))
+    fit(model, data, cfg, steps=0, cache=False, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(start, model.state_dict().values()))
