@@ -125,3 +125,52 @@ def factor_predictability(train_x, test_x, train_factors: pd.DataFrame, test_fac
     """Linear-probe accuracy of each categorical factor from the features: what the features keep."""
     return pd.Series({f: linear_probe(train_x, train_factors[f].to_numpy(), test_x, test_factors[f].to_numpy())
                       for f in factors}, name="probe accuracy")
+
+
+# -- geometry of contrastive embeddings (taught in notebooks/01_foundations/04_temperature.ipynb) --------
+def _unit(z) -> torch.Tensor:
+    z = torch.as_tensor(_np(z), dtype=torch.float32)
+    return torch.nn.functional.normalize(z, dim=1)
+
+
+def alignment(z_a, z_b, alpha: float = 2.0) -> float:
+    """Wang & Isola (2020): E ||f(x) - f(y)||^alpha over positive pairs (rows of z_a, z_b), on the sphere.
+    Lower is better aligned."""
+    return float((_unit(z_a) - _unit(z_b)).norm(dim=1).pow(alpha).mean())
+
+
+def uniformity(z, t: float = 2.0) -> float:
+    """Wang & Isola (2020): log E exp(-t ||f(x) - f(y)||^2) over all pairs, on the sphere.
+    Lower is more uniform; 0 means every point is the same."""
+    return float(torch.pdist(_unit(z)).pow(2).mul(-t).exp().mean().log())
+
+
+def tolerance(z, labels) -> float:
+    """Wang & Liu (2021): the mean cosine similarity of pairs of the same class (i != j).
+    High tolerance: semantically similar samples sit close together."""
+    z, labels = _unit(z), torch.as_tensor(_np(labels))
+    sim = z @ z.T
+    same = (labels.view(-1, 1) == labels.view(1, -1)) & ~torch.eye(len(z), dtype=torch.bool)
+    return float(sim[same].mean())
+
+
+def effective_rank(z) -> float:
+    """Roy & Vetterli (2007): exp of the entropy of the normalised singular values of the centred
+    embeddings; between 1 (everything on a line) and the dimension (isotropic)."""
+    z = torch.as_tensor(_np(z), dtype=torch.float64)
+    s = torch.linalg.svdvals(z - z.mean(0))
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def negative_weights(sim_row, positive: int, temperature: float) -> torch.Tensor:
+    """The relative penalty InfoNCE puts on each negative of one anchor (Wang & Liu, 2021):
+    r_k = exp(s_k / tau) / sum_{k' negative} exp(s_k' / tau), a Boltzmann distribution over negatives.
+    ``sim_row`` holds the anchor's similarities to all other samples; ``positive`` indexes its partner."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    s = torch.as_tensor(_np(sim_row), dtype=torch.float64)
+    keep = torch.ones_like(s, dtype=torch.bool)
+    keep[positive] = False
+    return torch.softmax(s[keep] / temperature, dim=0)

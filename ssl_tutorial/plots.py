@@ -25,7 +25,7 @@ def show_source(obj):
 
 def image_grid(images: torch.Tensor, nrow: int = 8, titles=None, title: str | None = None, size: float = 1.1):
     """A grid of images (N, 3, H, W) in [0, 1], optionally with a title under each."""
-    images = images.detach().cpu()[: nrow * max(1, (len(images) + nrow - 1) // nrow)]
+    images = images.detach().cpu()
     rows = max(1, (len(images) + nrow - 1) // nrow)
     fig, axes = plt.subplots(rows, nrow, figsize=(nrow * size, rows * size * (1.25 if titles is not None else 1)),
                              squeeze=False)
@@ -95,7 +95,7 @@ def probe_curves(curves: dict[str, pd.DataFrame], title: str = "Linear probe acc
 
 def bars(values: dict[str, float], title: str = "", ylabel: str = "accuracy (%)", highlight: str | None = None):
     """A bar chart of named numbers (0-1, shown in %)."""
-    fig, ax = plt.subplots(figsize=(1.1 * len(values) + 2, 3.2))
+    fig, ax = plt.subplots(figsize=(min(1.1 * len(values) + 2, 11), 3.2))
     names = list(values)
     colours = ["tab:orange" if n == highlight else "tab:blue" for n in names]
     ax.bar(names, [100 * values[n] for n in names], color=colours)

@@ -62,9 +62,9 @@ PRESETS = {
     "smoke": dict(image_size=16, n_train=2000, n_test=1000, batch_size=32, steps=250, lr=5e-3,
                   widths=(16, 32, 64, 64), backbone="convnet", embedding="pca"),
     "cpu": dict(image_size=32, n_train=6000, n_test=2000, batch_size=32, steps=1000, lr=2e-3,
-                widths=(16, 32, 64, 128), backbone="convnet", embedding="umap"),
+                widths=(16, 32, 64, 128, 128), backbone="convnet", embedding="umap"),
     "gpu": dict(image_size=32, n_train=20000, n_test=5000, batch_size=128, steps=4000, lr=2e-3,
-                widths=(64, 128, 256, 256), backbone="convnet", embedding="umap"),
+                widths=(64, 128, 256, 256, 256), backbone="convnet", embedding="umap"),
 }
 
 

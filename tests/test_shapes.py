@@ -26,7 +26,7 @@ def test_factor_ranges():
     f = ShapesWorld(size=32, jitter=25).sample_factors(2000, seed=0)
     assert f["rotation"].abs().max() <= 25
     assert f["scale"].between(0.5, 0.85).all()
-    assert (f["x"].abs() + f["scale"] <= 1).all() and (f["y"].abs() + f["scale"] <= 1.06).all()
+    assert (f["x"].abs() + f["scale"] <= 1).all() and (f["y"].abs() + f["scale"] <= 1).all()
     assert set(f["shape"]) == set(range(16)) and set(f["domain"]) == set(range(len(DOMAINS)))
     assert set(f["texture"]) == set(range(len(TEXTURES)))
     assert (f["superclass"] == f["shape"] // 4).all()

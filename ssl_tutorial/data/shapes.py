@@ -74,7 +74,7 @@ class ShapesWorld:
     clutter: tuple[int, int] = (0, 1)
     ground: float = 0.0  # probability of a ground band: a global "up" cue that lets RotNet cheat
     light_jitter: float = 20.0  # degrees around "from above"
-    light_intensity: tuple[float, float] = (0.25, 0.6)
+    light_intensity: tuple[float, float] = (0.0, 0.12)  # weak: "up" should come from shape, not light
     nuisance_strength: float = 0.5  # contrast of background texture and clutter
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -123,7 +123,7 @@ class ShapesWorld:
             "scale": scale,
             "rotation": rotation,
             "x": rng.uniform(-1, 1, n) * room,
-            "y": rng.uniform(-1, 1, n) * room * 0.8 + 0.05,
+            "y": rng.uniform(-1, 1, n) * room,  # isotropic: position must not tell where "up" is
             # no canonical orientation at all in the uniform world: the light comes from anywhere too
             "light_angle": (90 + rng.uniform(-self.light_jitter, self.light_jitter, n)) if self.rotation == "upright"
             else rng.uniform(0, 360, n),

@@ -43,13 +43,18 @@ class SLA(nn.Module):
         self.augment = augment
         self.hparams = {"num_classes": num_classes, "distill": distill, "augment": repr(augment)}
 
+    def own_rotation(self, z: torch.Tensor) -> torch.Tensor:
+        """From the joint logits (M*B, N*M) of the rotated views [all t_0, all t_1, ...], keep for view j
+        the logits of the labels (., j): z_(y, j)(t_j(x)), shape (M, B, N)."""
+        M = self.num_transforms
+        z = z.view(M, -1, self.num_classes, M)  # joint label index = y*M + j
+        j = torch.arange(M, device=z.device)
+        return z[j, :, :, j]
+
     def joint_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """z_(y, j)(t_j(x)) for every rotation j of every image: shape (M, B, N), aligned labels."""
-        views, rotation = all_rotations(images)
-        z = self.joint_head(self.backbone(views))  # (M*B, N*M), joint label index = y*M + j
-        z = z.view(self.num_transforms, len(images), self.num_classes, self.num_transforms)
-        j = torch.arange(self.num_transforms, device=z.device)
-        return z[j, :, :, j]  # view j keeps the logits of the labels (., j)
+        """z_(y, j)(t_j(x)) for every rotation j of every image: shape (M, B, N)."""
+        views, _ = all_rotations(images)
+        return self.own_rotation(self.joint_head(self.backbone(views)))
 
     def loss(self, batch):
         images, labels = batch
@@ -62,10 +67,8 @@ class SLA(nn.Module):
         loss = F.cross_entropy(z, joint_label)
         logs = {"joint_acc": (z.argmax(1) == joint_label).float().mean()}
         if self.distill:
-            M, B = self.num_transforms, len(images)
-            zj = z.view(M, B, self.num_classes, M)[torch.arange(M), :, :, torch.arange(M)]
-            aggregated = zj.mean(0).detach()  # the teacher: (1/M) sum_j z_(y, j)(t_j(x))
-            v = self.single_head(h[:B])  # the untransformed images come first
+            aggregated = self.own_rotation(z).mean(0).detach()  # the teacher: (1/M) sum_j z_(y, j)(t_j(x))
+            v = self.single_head(h[:len(images)])  # the untransformed images come first
             loss = loss + F.kl_div(F.log_softmax(v, 1), F.log_softmax(aggregated, 1), log_target=True,
                                    reduction="batchmean") + F.cross_entropy(v, labels)
         return loss, logs
