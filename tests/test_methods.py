@@ -32,6 +32,10 @@ def test_rotnet_loss_matches_the_formula(batch):
     assert loss.item() == pytest.approx(total / (4 * len(x)), rel=1e-5)
     assert 0 <= logs["rotation_acc"] <= 1
     assert model.loss(batch)[0].item() == loss.item(), "the same input gives the same loss"
+    hits = model.rotation_hits(x, batch_size=2)
+    expected = [sum(int(model(torch.rot90(img, y, dims=(1, 2)).unsqueeze(0)).argmax()) == y for y in range(4)) / 4
+                for img in x]
+    assert hits.tolist() == pytest.approx(expected) and model.rotation_accuracy(x) == pytest.approx(sum(expected) / 5)
 
 
 def test_sla_loss_matches_the_formula(batch):
