@@ -143,7 +143,7 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
     lr = cfg.lr if lr is None else lr
     name = name or type(model).__name__.lower()
     settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                "seed": cfg.seed, "scale": cfg.scale, "eval_every": eval_every, "extra": key_extra}
+                "config": cfg.key(), "eval_every": eval_every, "extra": key_extra}
     model.cpu()
     if init:
         nets.seeded_init(model, cfg.seed)

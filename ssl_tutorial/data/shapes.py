@@ -32,7 +32,7 @@ the same picture with only that factor changed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,6 @@ class ShapesWorld:
     light_jitter: float = 20.0  # degrees around "from above"
     light_intensity: tuple[float, float] = (0.0, 0.12)  # weak: "up" should come from shape, not light
     nuisance_strength: float = 0.5  # contrast of background texture and clutter
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         if self.rotation not in ROTATIONS:
