@@ -5,7 +5,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 from ssl_tutorial import plots, widgets  # noqa: E402
 from ssl_tutorial.data.shapes import ShapesWorld  # noqa: E402
@@ -37,13 +36,21 @@ def test_embedding_and_scatter(data, method):
         plots.embedding_2d(data.images.flatten(1), "mds")
 
 
-def test_factor_explorer_callback_redraws(data):
+def test_factor_explorer_callback_redraws(data, monkeypatch):
     pts = plots.embedding_2d(data.images.flatten(1), "pca")
+    drawn = []
+    original = plots.scatter_2d
+
+    def spy(points, factors, color_by, title=""):
+        drawn.append(color_by)
+        return original(points, factors, color_by, title)
+
+    monkeypatch.setattr(plots, "scatter_2d", spy)
     fig, box = widgets.factor_explorer(pts, data.factors, value="shape_name")
-    control, out = box.children
+    control, _ = box.children
     assert fig.layout.title.text == "coloured by shape_name"
-    control.value = "domain_name"  # what a reader does; the callback must not raise
-    assert len(out.outputs) >= 0
+    control.value = "domain_name"  # what a reader does: the callback redraws, and must not raise
+    assert drawn == ["shape_name", "domain_name"]
 
 
 def test_jitter_explorer(data):
@@ -58,5 +65,4 @@ def test_jitter_explorer(data):
 
 
 def test_show_source():
-    assert "def image_grid" in plots.show_source(plots.image_grid).data
-    assert isinstance(torch.zeros(1), torch.Tensor)
+    assert plots.show_source(plots.image_grid).data.startswith("def image_grid")
