@@ -121,10 +121,18 @@ def clustering_scores(y_true, y_pred) -> dict[str, float]:
 
 
 def factor_predictability(train_x, test_x, train_factors: pd.DataFrame, test_factors: pd.DataFrame,
-                          factors=("shape", "superclass", "colour", "texture", "domain")) -> pd.Series:
-    """Linear-probe accuracy of each categorical factor from the features: what the features keep."""
-    return pd.Series({f: linear_probe(train_x, train_factors[f].to_numpy(), test_x, test_factors[f].to_numpy())
-                      for f in factors}, name="probe accuracy")
+                          factors=("shape", "superclass", "colour", "texture", "domain"),
+                          method: str = "probe") -> pd.Series:
+    """How well each categorical factor can be read off the features: what the features keep.
+
+    ``method="probe"``: accuracy of a linear probe per factor; ``method="knn"``: accuracy of a
+    k-nearest-neighbour vote, i.e. how often an image's neighbours share its factor.
+    """
+    if method not in ("probe", "knn"):
+        raise ValueError(f"unknown method {method!r}; choose 'probe' or 'knn'")
+    read = linear_probe if method == "probe" else knn_accuracy
+    return pd.Series({f: read(train_x, train_factors[f].to_numpy(), test_x, test_factors[f].to_numpy())
+                      for f in factors}, name=f"{method} accuracy")
 
 
 # -- geometry of contrastive embeddings (taught in notebooks/01_foundations/04_temperature.ipynb) --------

@@ -61,6 +61,33 @@ class ResNet18(nn.Module):
     forward = ConvNet.forward
 
 
+class MLPNet(nn.Module):
+    """A fully connected encoder for tiny images (e.g. 8x8 digits): flatten, then Linear-BN-ReLU layers.
+
+    Each layer counts as a block, so ``features`` and the layer-wise probe work as for :class:`ConvNet`.
+    """
+
+    def __init__(self, in_dim: int, widths=(256, 128)):
+        super().__init__()
+        dims = (in_dim, *widths)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True))
+                                    for a, b in zip(dims[:-1], dims[1:]))
+        self.in_dim, self.out_dim, self.widths = in_dim, widths[-1], tuple(widths)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = x.flatten(1)
+        if x.shape[1] != self.in_dim:
+            raise ValueError(f"MLPNet expects inputs of {self.in_dim} values per image, got {x.shape[1]}")
+        out = []
+        for block in self.blocks:
+            x = block(x)
+            out.append(x.view(*x.shape, 1, 1))  # as 1x1 feature maps, like a ConvNet's
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)[-1].flatten(1)
+
+
 def make_backbone(cfg, seed: int | None = None) -> nn.Module:
     """The backbone named by ``cfg.backbone``, initialised from ``seed`` (default ``cfg.seed``), on the CPU."""
     if cfg.backbone == "convnet":

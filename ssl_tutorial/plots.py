@@ -132,3 +132,92 @@ def jitter_curve(table: pd.DataFrame, jitter: float, examples: torch.Tensor | No
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+# -- the temperature story (notebooks/01_foundations/04_temperature.ipynb) --------------------------
+def penalty_curve(similarities, temperature: float, ax=None):
+    """The relative penalty InfoNCE puts on each negative of one anchor, against the negative's
+    similarity: r(s) = exp(s / tau) / sum exp(s' / tau) (Wang & Liu, 2021). Pure function, no training."""
+    from .evaluate import negative_weights
+
+    s = torch.as_tensor(np.asarray(similarities, dtype=np.float64))
+    r = negative_weights(torch.cat([s.new_ones(1), s]), positive=0, temperature=temperature).numpy()
+    order = np.argsort(-s.numpy())
+    top = max(1, len(s) // 20)
+    share = r[order[:top]].sum()
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.4))
+    ax.scatter(s.numpy(), r, s=8, alpha=0.7)
+    ax.axhline(1 / len(s), color="grey", ls=":", label="equal weights")
+    ax.set_yscale("log")
+    ax.set_ylim(max(r.min(), 1e-12) / 2, 2)
+    ax.set(xlabel="similarity of the negative to the anchor", ylabel="relative penalty r (log)",
+           title=f"tau = {temperature:g}: the hardest 5% of negatives get {share:.0%} of the penalty")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def temperature_curves(table: pd.DataFrame, variant: pd.DataFrame | None = None):
+    """Uniformity and tolerance against the temperature (the paper's figure), and kNN accuracy.
+
+    ``table`` has columns tau, uniformity, tolerance, knn; ``variant`` (same columns, optional) is
+    drawn as separate markers, e.g. the hard-negative (top-K) loss."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, col, title in zip(axes, ("uniformity", "tolerance", "knn"),
+                              ("uniformity (lower = more uniform)", "tolerance (same-class similarity)",
+                               "kNN accuracy (%)")):
+        scale = 100 if col == "knn" else 1
+        ax.plot(table["tau"], scale * table[col], marker="o", label="InfoNCE")
+        if variant is not None:
+            ax.scatter(variant["tau"], scale * variant[col], marker="*", s=140, color="tab:red", zorder=3,
+                       label=variant.get("label", pd.Series(["variant"])).iloc[0])
+        ax.set_xscale("log")
+        ax.set(xlabel="temperature tau", title=title)
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def similarity_histograms(similarities: dict, bins: int = 40):
+    """One panel per temperature: histograms of the cosine similarity of positive pairs (two views of
+    one image), same-class pairs and negative pairs. ``similarities[tau][kind]`` is an array."""
+    taus = list(similarities)
+    fig, axes = plt.subplots(1, len(taus), figsize=(3.1 * len(taus), 2.9), sharey=True, squeeze=False)
+    edges = np.linspace(-1, 1, bins + 1)
+    for ax, tau in zip(axes[0], taus):
+        for kind, values in similarities[tau].items():
+            ax.hist(np.asarray(values), bins=edges, density=True, histtype="step", lw=1.5, label=kind)
+        ax.set(title=f"tau = {tau:g}", xlabel="cosine similarity")
+    axes[0][0].set_ylabel("density")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sphere(points: dict, labels, class_names=None, title: str = "embeddings on the sphere"):
+    """A plotly 3-D scatter of unit vectors, one set per key of ``points`` (e.g. per temperature),
+    with a slider that switches between them; coloured by ``labels``."""
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    labels = np.asarray(labels)
+    names = class_names or [str(c) for c in np.unique(labels)]
+    colours = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
+    keys = list(points)
+    fig = go.Figure()
+    for n, key in enumerate(keys):
+        p = np.asarray(points[key], dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise ValueError(f"points[{key!r}] must have shape (N, 3), got {p.shape}")
+        p = p / np.linalg.norm(p, axis=1, keepdims=True)
+        for c in np.unique(labels):
+            m = labels == c
+            fig.add_trace(go.Scatter3d(x=p[m, 0], y=p[m, 1], z=p[m, 2], mode="markers", name=names[c],
+                                       legendgroup=str(c), showlegend=n == 0, visible=n == 0,
+                                       marker={"size": 2.5, "color": colours[int(c) % len(colours)]}))
+    per = len(np.unique(labels))
+    steps = [{"label": f"{k}", "method": "update",
+              "args": [{"visible": [i // per == n for i in range(per * len(keys))]}]} for n, k in enumerate(keys)]
+    fig.update_layout(title=title, width=640, height=560, margin={"l": 0, "r": 0, "b": 0, "t": 40},
+                      sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "tau = "}}],
+                      scene={"aspectmode": "cube"})
+    return fig

@@ -138,6 +138,7 @@ class Views:
     flip: float = 0.5
     jitter: float = 0.8  # probability of colour jitter
     jitter_strength: float = 0.5
+    hue: float | None = None  # max hue rotation in turns (default 0.2 * jitter_strength; 0.5 = any hue)
     gray: float = 0.2
     blur: float = 0.0
 
@@ -145,7 +146,8 @@ class Views:
         x = random_resized_crop(x, self.size, self.crop_scale, flip=self.flip)
         if self.jitter > 0:
             s = self.jitter_strength
-            x = color_jitter(x, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=self.jitter)
+            hue = 0.2 * s if self.hue is None else self.hue
+            x = color_jitter(x, 0.8 * s, 0.8 * s, 0.8 * s, hue, p=self.jitter)
         if self.gray > 0:
             x = random_grayscale(x, self.gray)
         if self.blur > 0:

@@ -60,3 +60,17 @@ def jitter_explorer(table, examples: dict, value: float):
     fig = jitter_curve(table, value, examples[value])
     control = w.SelectionSlider(options=list(table["jitter"]), value=value, description="jitter")
     return fig, _interactive(control, lambda v: jitter_curve(table, v, examples[v]))
+
+
+def penalty_explorer(similarities, temperatures=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), value: float = 0.5):
+    """A slider over the temperature: how InfoNCE spreads its penalty over one anchor's negatives.
+
+    Returns ``(figure for value, widget)``; the figure comes from :func:`plots.penalty_curve`.
+    """
+    import ipywidgets as w
+
+    from .plots import penalty_curve
+
+    fig = penalty_curve(similarities, value)
+    control = w.SelectionSlider(options=list(temperatures), value=value, description="tau")
+    return fig, _interactive(control, lambda v: penalty_curve(similarities, v))

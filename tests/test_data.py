@@ -78,3 +78,18 @@ def test_fetch_offline_is_a_clear_error(monkeypatch):
         tv.fetch("cifar10")
     with pytest.raises(ValueError, match="cifar10, stl10"):
         tv.fetch("mnist")
+
+
+def test_label_by_factor_combinations():
+    from ssl_tutorial.data.shapes import ShapesWorld
+
+    data = ShapesWorld(size=16, colours=("red", "blue"), textures=("solid", "stripes")).sample(200, seed=0)
+    relabelled = data.label_by("colour_name", "texture_name")
+    assert relabelled.class_names == ["blue/solid", "blue/stripes", "red/solid", "red/stripes"]
+    names = np.array(relabelled.class_names)[relabelled.labels.numpy()]
+    expected = (data.factors["colour_name"] + "/" + data.factors["texture_name"]).to_numpy()
+    assert (names == expected).all()
+    with pytest.raises(ValueError, match="colour_name"):
+        data.label_by("weight")
+    with pytest.raises(ValueError, match="no factor table"):
+        load_dataset("digits", size=8).label_by("colour_name")

@@ -42,3 +42,9 @@ def test_layer_probe_and_embed(cfg):
     assert embed(net, test.images, batch_size=7).shape == (len(test), net.out_dim)
     kept = factor_predictability(embed(net, train.images), embed(net, test.images), train.factors, test.factors)
     assert set(kept.index) == {"shape", "superclass", "colour", "texture", "domain"}
+    pixels_tr, pixels_te = train.images.flatten(1), test.images.flatten(1)
+    knn = factor_predictability(pixels_tr, pixels_te, train.factors, test.factors, ("domain",), method="knn")
+    domain_tr, domain_te = train.factors["domain"].to_numpy(), test.factors["domain"].to_numpy()
+    assert knn["domain"] == knn_accuracy(pixels_tr, domain_tr, pixels_te, domain_te)
+    with pytest.raises(ValueError, match="probe"):
+        factor_predictability(pixels_tr, pixels_te, train.factors, test.factors, method="svm")

@@ -99,3 +99,13 @@ def test_resnet18_blocks():
 
     net = ResNet18()
     assert [f.shape[1] for f in net.features(torch.rand(2, 3, 16, 16))] == [64, 128, 256, 512]
+
+
+def test_mlpnet():
+    from ssl_tutorial.nets import MLPNet
+
+    net = MLPNet(3 * 8 * 8, (32, 16))
+    x = torch.rand(5, 3, 8, 8)
+    assert net(x).shape == (5, 16) and [f.shape for f in net.features(x)] == [(5, 32, 1, 1), (5, 16, 1, 1)]
+    with pytest.raises(ValueError, match="192 values"):
+        net(torch.rand(5, 3, 16, 16))

@@ -66,3 +66,40 @@ def test_jitter_explorer(data):
 
 def test_show_source():
     assert plots.show_source(plots.image_grid).data.startswith("def image_grid")
+
+
+def test_penalty_curve_and_explorer():
+    sims = [-0.5, 0.0, 0.5, 0.9]
+    fig, box = widgets.penalty_explorer(sims, temperatures=(0.1, 1.0), value=1.0)
+    weights = fig.axes[0].collections[0].get_offsets()[:, 1]
+    assert weights.sum() == pytest.approx(1.0) and list(weights) == sorted(weights), "harder negatives weigh more"
+    box.children[0].value = 0.1  # the reader's move redraws without error
+    cold = plots.penalty_curve(sims, 0.1).axes[0].collections[0].get_offsets()[:, 1]
+    assert cold[-1] > weights[-1], "a colder loss concentrates the penalty on the hardest negative"
+    plt.close("all")
+
+
+def test_temperature_figures():
+    table = pd.DataFrame({"tau": [0.1, 1.0], "uniformity": [-3.0, -2.0], "tolerance": [0.4, 0.7], "knn": [0.9, 0.8]})
+    variant = table.iloc[[1]].assign(label="top-K")
+    fig = plots.temperature_curves(table, variant)
+    assert fig.axes[1].get_lines()[0].get_ydata().tolist() == [0.4, 0.7]
+    sims = {0.1: {"positive": [0.9, 0.8], "negative": [0.0, -0.2]}, 1.0: {"positive": [0.5], "negative": [0.1]}}
+    assert len(plots.similarity_histograms(sims).axes) == 2
+    plt.close("all")
+
+
+def test_sphere_slider_switches_models():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    points = {0.1: rng.normal(size=(20, 3)), 1.0: rng.normal(size=(20, 3))}
+    labels = np.arange(20) % 4
+    fig = plots.sphere(points, labels)
+    assert len(fig.data) == 8 and [t.visible for t in fig.data] == [True] * 4 + [False] * 4
+    radius = np.sqrt(np.asarray(fig.data[0].x) ** 2 + np.asarray(fig.data[0].y) ** 2 + np.asarray(fig.data[0].z) ** 2)
+    assert np.allclose(radius, 1.0)
+    second = fig.layout.sliders[0].steps[1].args[0]["visible"]
+    assert second == [False] * 4 + [True] * 4
+    with pytest.raises(ValueError, match="shape"):
+        plots.sphere({0.1: rng.normal(size=(20, 2))}, labels)

@@ -63,3 +63,12 @@ def test_bad_input_is_a_clear_error():
         views.Views()(torch.rand(3, 16, 16))
     with pytest.raises(ValueError, match="RGB"):
         views.all_rotations(torch.rand(2, 1, 8, 8))
+
+
+def test_hue_override_reaches_any_hue(x):
+    torch.manual_seed(0)
+    red = torch.tensor([0.6, 0.2, 0.2]).view(1, 3, 1, 1).expand(500, 3, 4, 4).contiguous()
+    turned = views.Views(crop_scale=(1.0, 1.0), flip=0.0, jitter=1.0, jitter_strength=0.0, hue=0.5, gray=0.0)(red)
+    default = views.Views(crop_scale=(1.0, 1.0), flip=0.0, jitter=1.0, jitter_strength=0.5, gray=0.0)(red)
+    bluer = (turned[:, 2] > turned[:, 0]).float().mean()
+    assert bluer > 0.3 and (default[:, 2] > default[:, 0]).float().mean() == 0, "a half-turn range reaches blue"

@@ -46,6 +46,19 @@ class Dataset:
     def to(self, device) -> Dataset:
         return Dataset(self.images.to(device), self.labels.to(device), self.class_names, self.factors, self.name)
 
+    def label_by(self, *columns: str) -> Dataset:
+        """The same images, labelled by the combination of factor ``columns`` (one class per combination,
+        in sorted order), e.g. ``label_by("superclass_name", "colour_name")`` -> classes like "round/red"."""
+        if self.factors is None:
+            raise ValueError(f"{self.name or 'this dataset'} has no factor table to label by")
+        missing = [c for c in columns if c not in self.factors]
+        if missing or not columns:
+            raise ValueError(f"unknown factor columns {missing or '(none given)'}; choose from: {', '.join(self.factors)}")
+        keys = self.factors[list(columns)].astype(str).agg("/".join, axis=1)
+        names = sorted(keys.unique())
+        labels = torch.tensor(keys.map({k: i for i, k in enumerate(names)}).to_numpy(), device=self.labels.device)
+        return Dataset(self.images, labels, names, self.factors, self.name)
+
     def few_labels(self, per_class: int, seed: int = 0) -> Dataset:
         """A labelled subset with ``per_class`` examples of every class (the few-label setting)."""
         g = torch.Generator().manual_seed(seed)
