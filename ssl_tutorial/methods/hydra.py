@@ -62,11 +62,15 @@ class PairGate(nn.Module):
 def gated_logits(z: torch.Tensor, gate: torch.Tensor, temperature: float) -> torch.Tensor:
     """s_ab / tau for every anchor a (row) and sample b (column), each anchor with its own gate.
 
-    ``z`` is (B, d) and ``gate`` (B, d): row a of ``gate`` filters both z_a and every z_b.
+    ``z`` is (B, d) and ``gate`` (B, d): row a of ``gate`` filters both z_a and every z_b. Written with
+    matrix products instead of a (B, B, d) tensor:
+    <g_a * z_a, g_a * z_b> = ((g^2 * z) z^T)_ab and ||g_a * z_b||^2 = (g^2 (z^2)^T)_ab.
     """
-    anchor = F.normalize(gate * z, dim=1)  # (B, d)
-    others = F.normalize(gate.unsqueeze(1) * z.unsqueeze(0), dim=2)  # (B, B, d): z_b filtered by g_a
-    return torch.einsum("ad,abd->ab", anchor, others) / temperature
+    g2 = gate * gate
+    dot = (g2 * z) @ z.T  # <g_a z_a, g_a z_b>
+    norm_anchor = (g2 * z * z).sum(1, keepdim=True).clamp_min(1e-12).sqrt()  # ||g_a z_a||
+    norm_other = (g2 @ (z * z).T).clamp_min(1e-12).sqrt()  # ||g_a z_b||
+    return dot / (norm_anchor * norm_other) / temperature
 
 
 def hydra_loss(z: torch.Tensor, labels: torch.Tensor, partner: torch.Tensor, gate: torch.Tensor,
