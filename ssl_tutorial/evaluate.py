@@ -43,16 +43,19 @@ def _device(module) -> torch.device:
 
 @torch.no_grad()
 def embed(fn, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Apply ``fn`` (a module, in eval mode, or any function of a batch) to all images; CPU tensor out."""
-    was_training = getattr(fn, "training", False)
-    if isinstance(fn, torch.nn.Module):
-        fn.eval()
-        device = _device(fn)
-    else:
-        device = images.device
+    """Apply ``fn`` to all images, in eval mode, on its device; CPU tensor out.
+
+    ``fn`` is a module, a method of a module (e.g. ``model.project``) or any function of a batch.
+    """
+    owner = fn if isinstance(fn, torch.nn.Module) else getattr(fn, "__self__", None)
+    module = owner if isinstance(owner, torch.nn.Module) else None
+    was_training = module is not None and module.training
+    if module is not None:
+        module.eval()
+    device = _device(module) if module is not None else images.device
     out = [fn(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
     if was_training:
-        fn.train()
+        module.train()
     return torch.cat(out)
 
 

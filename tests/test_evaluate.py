@@ -48,3 +48,14 @@ def test_layer_probe_and_embed(cfg):
     assert knn["domain"] == knn_accuracy(pixels_tr, domain_tr, pixels_te, domain_te)
     with pytest.raises(ValueError, match="probe"):
         factor_predictability(pixels_tr, pixels_te, train.factors, test.factors, method="svm")
+
+
+def test_embed_puts_the_owner_of_a_method_in_eval_mode():
+    from ssl_tutorial.methods.simclr import SimCLR
+    from ssl_tutorial.nets import ConvNet
+
+    model = SimCLR(ConvNet((4, 8)), projection_dim=3).train()
+    x = torch.rand(6, 3, 16, 16)
+    z = embed(model.project, x, batch_size=2)  # batch norm in eval mode: the batch size must not matter
+    assert torch.allclose(z, embed(model.project, x, batch_size=6), atol=1e-6)
+    assert model.training, "embed restores the mode it found"

@@ -26,7 +26,6 @@ The authors' code is `erow/vitookit` (``simlap.py``); this is a re-implementatio
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..nets import mlp
