@@ -221,3 +221,22 @@ def sphere(points: dict, labels, class_names=None, title: str = "embeddings on t
                       sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "tau = "}}],
                       scene={"aspectmode": "cube"})
     return fig
+
+
+# -- Hydra (notebooks/01_foundations/05_hydra.ipynb) ------------------------------------------------
+def gate_pair(gates: torch.Tensor, class_names, first: str, second: str):
+    """The gate g_ij of a pair of classes over the embedding dimensions (sorted by g_ij), with each
+    class's own gate g_ii and g_jj: which dimensions the pair is compared in. ``gates`` is (C, C, d)."""
+    if first not in class_names or second not in class_names:
+        raise ValueError(f"unknown class {first if first not in class_names else second!r}; "
+                         f"choose from: {', '.join(class_names)}")
+    i, j = class_names.index(first), class_names.index(second)
+    g = gates.detach().cpu().numpy()
+    order = np.argsort(-g[i, j])
+    fig, ax = plt.subplots(figsize=(11, 2.6))
+    ax.bar(range(g.shape[-1]), g[i, j][order], color="grey", alpha=0.5, label="g_ij (the pair)")
+    ax.plot(g[i, i][order], lw=1, label=f"g_ii ({first})")
+    ax.plot(g[j, j][order], lw=1, label=f"g_jj ({second})")
+    ax.set(xlabel="embedding dimension (sorted by g_ij)", ylabel="gate", ylim=(0, 1))
+    ax.legend(fontsize=7, ncol=3)
+    return fig

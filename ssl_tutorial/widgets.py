@@ -74,3 +74,26 @@ def penalty_explorer(similarities, temperatures=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
     fig = penalty_curve(similarities, value)
     control = w.SelectionSlider(options=list(temperatures), value=value, description="tau")
     return fig, _interactive(control, lambda v: penalty_curve(similarities, v))
+
+
+def gate_pair_explorer(gates, class_names, first: str, second: str):
+    """Two dropdowns that pick a pair of classes; shows the pair's gate (Hydra).
+
+    Returns ``(figure for the pair, widget)``; the figure comes from :func:`plots.gate_pair`.
+    """
+    import ipywidgets as w
+
+    from .plots import gate_pair
+
+    fig = gate_pair(gates, class_names, first, second)
+    a = w.Dropdown(options=list(class_names), value=first, description="class i")
+    b = w.Dropdown(options=list(class_names), value=second, description="class j")
+    pair = w.Text(value=f"{first}|{second}", layout=w.Layout(display="none"))  # one value for both controls
+
+    def sync(change=None):
+        pair.value = f"{a.value}|{b.value}"
+
+    a.observe(sync, names="value")
+    b.observe(sync, names="value")
+    box = _interactive(pair, lambda v: gate_pair(gates, class_names, *v.split("|")))
+    return fig, w.VBox([w.HBox([a, b]), box])

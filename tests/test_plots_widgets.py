@@ -103,3 +103,25 @@ def test_sphere_slider_switches_models():
     assert second == [False] * 4 + [True] * 4
     with pytest.raises(ValueError, match="shape"):
         plots.sphere({0.1: rng.normal(size=(20, 2))}, labels)
+
+
+def test_gate_pair_explorer(monkeypatch):
+    import torch
+
+    gates = torch.rand(3, 3, 5)
+    names = ["a", "b", "c"]
+    drawn = []
+    original = plots.gate_pair
+
+    def spy(g, classes, first, second):
+        drawn.append((first, second))
+        return original(g, classes, first, second)
+
+    monkeypatch.setattr(plots, "gate_pair", spy)
+    fig, box = widgets.gate_pair_explorer(gates, names, "a", "b")
+    assert sorted(fig.axes[0].patches[k].get_height() for k in range(5)) == sorted(gates[0, 1].tolist())
+    box.children[0].children[1].value = "c"  # the reader picks another second class
+    assert drawn == [("a", "b"), ("a", "c")]
+    with pytest.raises(ValueError, match="unknown class"):
+        plots.gate_pair(gates, names, "a", "z")
+    plt.close("all")
