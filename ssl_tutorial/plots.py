@@ -164,7 +164,7 @@ def temperature_curves(table: pd.DataFrame, variant: pd.DataFrame | None = None)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, col, title in zip(axes, ("uniformity", "tolerance", "knn"),
                               ("uniformity (lower = more uniform)", "tolerance (same-class similarity)",
-                               "kNN accuracy (%)")):
+                               "accuracy (%)")):
         scale = 100 if col == "knn" else 1
         ax.plot(table["tau"], scale * table[col], marker="o", label="InfoNCE")
         if variant is not None:
