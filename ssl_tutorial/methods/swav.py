@@ -56,6 +56,7 @@ class SwAV(nn.Module):
     ``freeze_prototypes_steps``: the prototypes get no gradient for the first steps (as in the paper).
     ``queue_length`` / ``queue_start``: a queue of past embeddings of the large crops, prepended to the
     batch when computing codes, from step ``queue_start`` on (small batches need it).
+    Further keyword arguments go to :func:`views.multi_crop` (e.g. ``large_scale``, ``jitter_strength``).
     ``equipartition=False`` replaces Sinkhorn by plain softmax targets, which lets the assignments
     collapse (the notebook's demonstration of why the constraint is needed).
     """
@@ -63,7 +64,7 @@ class SwAV(nn.Module):
     def __init__(self, backbone: nn.Module, n_prototypes: int = 32, projection_dim: int = 32,
                  temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iters: int = 3,
                  n_large: int = 2, n_small: int = 2, freeze_prototypes_steps: int = 0,
-                 queue_length: int = 0, queue_start: int = 0, equipartition: bool = True):
+                 queue_length: int = 0, queue_start: int = 0, equipartition: bool = True, **view_args):
         super().__init__()
         if not temperature > 0 or not epsilon > 0:
             raise ValueError(f"temperature and epsilon must be > 0, got {temperature!r} and {epsilon!r}")
@@ -76,12 +77,13 @@ class SwAV(nn.Module):
         self.n_large, self.n_small = n_large, n_small
         self.freeze_prototypes_steps, self.queue_start = freeze_prototypes_steps, queue_start
         self.equipartition = equipartition
+        self.view_args = view_args  # passed to views.multi_crop (crop scales, jitter, ...)
         self.register_buffer("queue", torch.zeros(n_large, queue_length, projection_dim))
         self.step = 0
         self.hparams = {"n_prototypes": n_prototypes, "projection_dim": projection_dim, "temperature": temperature,
                         "epsilon": epsilon, "sinkhorn_iters": sinkhorn_iters, "n_large": n_large, "n_small": n_small,
                         "freeze_prototypes_steps": freeze_prototypes_steps, "queue_length": queue_length,
-                        "queue_start": queue_start, "equipartition": equipartition}
+                        "queue_start": queue_start, "equipartition": equipartition, "views": view_args}
         self.normalize_prototypes()
 
     @torch.no_grad()
@@ -115,7 +117,7 @@ class SwAV(nn.Module):
 
     def loss(self, batch):
         images, _ = batch
-        crops = multi_crop(images, self.n_large, self.n_small, small_size=images.shape[-1])
+        crops = multi_crop(images, self.n_large, self.n_small, small_size=images.shape[-1], **self.view_args)
         z = [self.embed(c) for c in crops]
         scores = [self.scores(zi) for zi in z]
         total, q_entropy = 0.0, 0.0
