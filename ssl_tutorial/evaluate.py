@@ -138,6 +138,13 @@ def factor_predictability(train_x, test_x, train_factors: pd.DataFrame, test_fac
                       for f in factors}, name=f"{method} accuracy")
 
 
+def perplexity(p: torch.Tensor) -> float:
+    """exp(entropy) of a distribution (or of counts): how many outcomes are effectively in use, e.g.
+    prototypes (SwAV) or visual words (OBoW). Between 1 (one outcome) and the number of outcomes."""
+    p = p / p.sum()
+    return float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
+
+
 # -- geometry of contrastive embeddings (taught in notebooks/01_foundations/04_temperature.ipynb) --------
 def _unit(z) -> torch.Tensor:
     z = torch.as_tensor(_np(z), dtype=torch.float32)

@@ -16,10 +16,11 @@ from torch import nn
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """A 3x3 convolution with batch norm and ReLU, then 2x2 max-pooling."""
+    """A 3x3 convolution with batch norm and ReLU, then 2x2 max-pooling (rounding up, so that a 1x1 map
+    stays 1x1 and small crops, e.g. SwAV's 8-pixel views, pass through every block)."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
+        nn.MaxPool2d(2, ceil_mode=True),
     )
 
 

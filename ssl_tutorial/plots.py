@@ -240,3 +240,84 @@ def gate_pair(gates: torch.Tensor, class_names, first: str, second: str):
     ax.set(xlabel="embedding dimension (sorted by g_ij)", ylabel="gate", ylim=(0, 1))
     ax.legend(fontsize=7, ncol=3)
     return fig
+
+
+# -- SwAV (notebooks/01_foundations/06_swav.ipynb) --------------------------------------------------
+def sinkhorn_steps(scores: torch.Tensor, epsilon: float, n_iters: int):
+    """The assignment of a batch after ``n_iters`` Sinkhorn-Knopp iterations (0: a plain softmax of
+    scores / epsilon per sample), as a heatmap with each sample's row sum and each prototype's share
+    of the batch beside it. Equipartition: the shares become 1 / K while the rows stay at 1."""
+    from .methods.swav import sinkhorn
+
+    scores = torch.as_tensor(scores, dtype=torch.float32).detach().cpu()
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a (batch, prototypes) matrix, got shape {tuple(scores.shape)}")
+    if n_iters < 0:
+        raise ValueError(f"n_iters must be >= 0, got {n_iters!r}")
+    q = torch.softmax(scores / epsilon, dim=1) if n_iters == 0 else sinkhorn(scores, epsilon, n_iters)
+    q = q.numpy()
+    b, k = q.shape
+    fig = plt.figure(figsize=(9, 4.6))
+    grid = fig.add_gridspec(2, 2, width_ratios=(6, 1), height_ratios=(4, 1.3), wspace=0.05, hspace=0.08)
+    ax = fig.add_subplot(grid[0, 0])
+    ax.imshow(q, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set(ylabel=f"sample ({b})", xticks=[],
+           title=f"Q after {n_iters} Sinkhorn iteration{'s' if n_iters != 1 else ''}, epsilon = {epsilon:g}")
+    rows = fig.add_subplot(grid[0, 1], sharey=ax)
+    rows.barh(np.arange(b), q.sum(1), height=1.0, color="tab:blue")
+    rows.axvline(1.0, color="k", lw=0.8)
+    rows.set(xlim=(0, 1.5), xlabel="row sum")
+    rows.tick_params(labelleft=False)
+    cols = fig.add_subplot(grid[1, 0], sharex=ax)
+    share = q.sum(0) / b
+    cols.bar(np.arange(k), share, width=1.0, color="tab:orange")
+    cols.axhline(1 / k, color="k", lw=0.8, label="1 / K")
+    cols.set(xlabel=f"prototype ({k})", ylabel="share", ylim=(0, max(3 / k, share.max() * 1.1)))
+    cols.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def cluster_gallery(images: torch.Tensor, assignments, clusters=None, per_cluster: int = 8, size: float = 0.8):
+    """One row per cluster (prototype): the first ``per_cluster`` images assigned to it, labelled with the
+    cluster's id and size. ``clusters`` picks which rows (default: the largest ones, up to 8). Drawn as
+    one image, so it stays fast for many rows."""
+    assignments = np.asarray(assignments.cpu() if isinstance(assignments, torch.Tensor) else assignments)
+    if len(assignments) != len(images):
+        raise ValueError(f"{len(images)} images but {len(assignments)} assignments")
+    ids, counts = np.unique(assignments, return_counts=True)
+    if clusters is None:
+        clusters = ids[np.argsort(-counts, kind="stable")][:8]
+    images = images.detach().cpu().clamp(0, 1)
+    _, c, h, w = images.shape
+    pad = max(1, h // 8)
+    canvas = torch.ones(c, len(clusters) * (h + pad) + pad, per_cluster * (w + pad) + pad)
+    for r, k in enumerate(clusters):
+        for i, n in enumerate(np.flatnonzero(assignments == k)[:per_cluster]):
+            top, left = pad + r * (h + pad), pad + i * (w + pad)
+            canvas[:, top:top + h, left:left + w] = images[n]
+    fig, ax = plt.subplots(figsize=(per_cluster * size + 0.8, len(clusters) * size))
+    ax.imshow(canvas.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(len(clusters))],
+                  [f"#{k} ({int((assignments == k).sum())})" for k in clusters], fontsize=7)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def collapse_curves(runs: dict, n_prototypes: int, window: int = 5):
+    """Training curves of clustering runs: the loss against ln K (a uniform prediction) and the
+    number of prototypes in use per batch. ``runs[name]`` is a :class:`train.History`."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    for name, history in runs.items():
+        axes[0].plot(pd.Series(history.loss).rolling(window, min_periods=1).mean(), label=name)
+        axes[1].plot(pd.Series(history.logs["prototypes_used"]).rolling(window, min_periods=1).mean(), label=name)
+    axes[0].axhline(np.log(n_prototypes), color="k", lw=0.8, ls="--", label="ln K")
+    axes[0].set(title="swapped-prediction loss", xlabel="step")
+    axes[1].axhline(n_prototypes, color="k", lw=0.8, ls="--", label="K")
+    axes[1].set(title="prototypes used in a batch (argmax)", xlabel="step", ylim=(0, n_prototypes * 1.1))
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -131,7 +131,8 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
 
     With ``init=True`` (the default) every layer is first initialised from ``cfg.seed``, so the
     result depends on the configuration alone, and the backbone starts exactly where
-    ``nets.make_backbone(cfg)`` does (the "random init" baseline). ``init=False`` trains from the
+    ``nets.make_backbone(cfg)`` does (the "random init" baseline); then ``model.after_init()`` runs
+    if the model has one (a teacher copies its student, prototypes are normalised). ``init=False`` trains from the
     weights the model has (fine-tuning a pretrained backbone).
     """
     if not hasattr(model, "loss"):
@@ -147,6 +148,8 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
     model.cpu()
     if init:
         nets.seeded_init(model, cfg.seed)
+        if hasattr(model, "after_init"):  # e.g. a teacher that must start as a copy of the student
+            model.after_init()
     path = cache_dir() / f"{name}-{cache_key(model, data, settings)[:20]}.pt"
     history = _load(path, model) if cache else None
     if history is not None:

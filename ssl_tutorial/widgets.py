@@ -32,6 +32,20 @@ def _interactive(control, draw):
     return w.VBox([control, out])
 
 
+def _two_controls(a, b, draw):
+    """Two controls side by side and an output area that shows ``draw(a.value, b.value)`` on change."""
+    import ipywidgets as w
+
+    both = w.Text(value="", layout=w.Layout(display="none"))  # one value that changes with either control
+
+    def sync(change=None):
+        both.value = f"{a.value!r}|{b.value!r}"
+
+    a.observe(sync, names="value")
+    b.observe(sync, names="value")
+    return w.VBox([w.HBox([a, b]), _interactive(both, lambda v: draw(a.value, b.value))])
+
+
 def factor_explorer(points, factors, options=("shape_name", "superclass_name", "colour_name", "texture_name",
                                               "domain_name", "scale", "rotation"), value: str = "shape_name"):
     """A dropdown that recolours a 2-D embedding by any factor of the shapes world.
@@ -88,12 +102,20 @@ def gate_pair_explorer(gates, class_names, first: str, second: str):
     fig = gate_pair(gates, class_names, first, second)
     a = w.Dropdown(options=list(class_names), value=first, description="class i")
     b = w.Dropdown(options=list(class_names), value=second, description="class j")
-    pair = w.Text(value=f"{first}|{second}", layout=w.Layout(display="none"))  # one value for both controls
+    return fig, _two_controls(a, b, lambda i, j: gate_pair(gates, class_names, i, j))
 
-    def sync(change=None):
-        pair.value = f"{a.value}|{b.value}"
 
-    a.observe(sync, names="value")
-    b.observe(sync, names="value")
-    box = _interactive(pair, lambda v: gate_pair(gates, class_names, *v.split("|")))
-    return fig, w.VBox([w.HBox([a, b]), box])
+def sinkhorn_explorer(scores, epsilon: float = 0.05, n_iters: int = 0,
+                      epsilons=(0.01, 0.02, 0.05, 0.1, 0.3, 1.0), max_iters: int = 10):
+    """Sliders over the Sinkhorn iterations and epsilon on a batch's score matrix (SwAV).
+
+    Returns ``(figure for the values, widget)``; the figure comes from :func:`plots.sinkhorn_steps`.
+    """
+    import ipywidgets as w
+
+    from .plots import sinkhorn_steps
+
+    fig = sinkhorn_steps(scores, epsilon, n_iters)
+    iters = w.IntSlider(value=n_iters, min=0, max=max_iters, description="iterations")
+    eps = w.SelectionSlider(options=list(epsilons), value=epsilon, description="epsilon")
+    return fig, _two_controls(iters, eps, lambda n, e: sinkhorn_steps(scores, e, n))

@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -124,4 +125,51 @@ def test_gate_pair_explorer(monkeypatch):
     assert drawn == [("a", "b"), ("a", "c")]
     with pytest.raises(ValueError, match="unknown class"):
         plots.gate_pair(gates, names, "a", "z")
+    plt.close("all")
+
+
+def test_sinkhorn_steps_and_explorer(monkeypatch):
+    import torch
+
+    scores = torch.rand(12, 4) * 2 - 1
+    scores[:, 0] += 2.0  # every sample prefers prototype 0
+    fig = plots.sinkhorn_steps(scores, 0.05, 0)
+    shares = [p.get_height() for p in fig.axes[2].patches]
+    assert shares[0] > 0.9  # a plain softmax puts (almost) the whole batch on prototype 0
+    fig = plots.sinkhorn_steps(scores, 0.05, 50)
+    assert [p.get_height() for p in fig.axes[2].patches] == pytest.approx([0.25] * 4, abs=1e-3)
+    assert [p.get_width() for p in fig.axes[1].patches] == pytest.approx([1.0] * 12, abs=1e-3)
+    with pytest.raises(ValueError, match="n_iters"):
+        plots.sinkhorn_steps(scores, 0.05, -1)
+    drawn = []
+    original = plots.sinkhorn_steps
+
+    def spy(s, epsilon, n_iters):
+        drawn.append((epsilon, n_iters))
+        return original(s, epsilon, n_iters)
+
+    monkeypatch.setattr(plots, "sinkhorn_steps", spy)
+    fig, box = widgets.sinkhorn_explorer(scores, 0.05, 0)
+    box.children[0].children[0].value = 3  # the reader moves the iteration slider
+    box.children[0].children[1].value = 0.3  # then epsilon
+    assert drawn == [(0.05, 0), (0.05, 3), (0.3, 3)]
+    plt.close("all")
+
+
+def test_cluster_gallery_and_collapse_curves():
+    import torch
+
+    from ssl_tutorial.train import History
+
+    images = torch.rand(20, 3, 8, 8)
+    assignments = torch.tensor([0] * 10 + [1] * 6 + [2] * 4)
+    fig = plots.cluster_gallery(images, assignments, per_cluster=5)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["#0 (10)", "#1 (6)", "#2 (4)"]
+    canvas = fig.axes[0].images[0].get_array()
+    assert np.allclose(canvas[1:9, 1:9], images[0].permute(1, 2, 0).numpy()), "row 1 starts with image 0"
+    with pytest.raises(ValueError, match="assignments"):
+        plots.cluster_gallery(images, assignments[:5])
+    history = History(loss=[3.0, 2.0, 1.0], logs={"prototypes_used": [8, 4, 1]})
+    fig = plots.collapse_curves({"softmax": history}, n_prototypes=8)
+    assert len(fig.axes) == 2
     plt.close("all")

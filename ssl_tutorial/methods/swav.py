@@ -90,6 +90,10 @@ class SwAV(nn.Module):
     def normalize_prototypes(self) -> None:
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
+    def after_init(self) -> None:
+        """Called by ``fit`` after it re-initialises the layers: prototypes back on the unit sphere."""
+        self.normalize_prototypes()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The representation f(x)."""
         return self.backbone(x)
@@ -117,7 +121,7 @@ class SwAV(nn.Module):
 
     def loss(self, batch):
         images, _ = batch
-        crops = multi_crop(images, self.n_large, self.n_small, small_size=images.shape[-1], **self.view_args)
+        crops = multi_crop(images, self.n_large, self.n_small, **self.view_args)
         z = [self.embed(c) for c in crops]
         scores = [self.scores(zi) for zi in z]
         total, q_entropy = 0.0, 0.0

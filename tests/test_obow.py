@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from ssl_tutorial.evaluate import perplexity
+from ssl_tutorial.methods.obow import OBoW, bag_of_words
+from ssl_tutorial.nets import ConvNet
+
+
+def test_bag_of_words_is_a_distribution_and_matches_a_loop():
+    g = torch.Generator().manual_seed(0)
+    fmap, words = torch.rand(3, 4, 5, 5, generator=g), torch.rand(6, 4, generator=g)
+    bow, codes, d = bag_of_words(fmap, words, inv_delta=10.0, mean_distance=0.5)
+    assert bow.shape == (3, 6) and torch.allclose(bow.sum(1), torch.ones(3), atol=1e-6)
+    assert codes.shape == (3, 6, 3, 3), "the 1-pixel border is dropped"
+    u = fmap[1, :, 2, 3]  # inner location (1, 2) of image 1
+    expected = torch.softmax(-(10.0 / 0.5) * ((u - words) ** 2).sum(1), 0)
+    assert torch.allclose(codes[1, :, 1, 2], expected, atol=1e-5)
+    assert torch.allclose(d[1, :, 1, 2], ((u - words) ** 2).sum(1), atol=1e-5)
+
+
+def test_perplexity_counts_words_in_use():
+    assert perplexity(torch.ones(8)) == pytest.approx(8.0)
+    assert perplexity(torch.tensor([1.0, 0, 0, 0])) == pytest.approx(1.0)
+
+
+def test_obow_teacher_vocabulary_and_head():
+    torch.manual_seed(0)
+    model = OBoW(ConvNet((4, 8, 8)), n_words=8, level=-2, n_small=1)
+    model.after_init()
+    for t, s in zip(model.teacher.parameters(), model.backbone.parameters()):
+        assert torch.equal(t, s) and not t.requires_grad
+    images = torch.rand(6, 3, 16, 16)
+    loss, logs = model.loss((images, None))
+    assert model.mean_distance > 0, "the adaptive temperature starts from the first batch"
+    assert model.words.abs().sum() > 0, "the vocabulary was filled from the teacher"
+    assert 1.0 <= logs["perplexity"] <= 8.0 + 1e-6
+    loss.backward()
+    assert model.weight_generator[0].weight.grad is not None, "the dynamic head learns"
+    assert all(p.grad is None for p in model.teacher.parameters()), "the teacher gets no gradient"
+    before = [p.clone() for p in model.teacher.parameters()]
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(1.0)
+    model.after_step(0, 10)  # alpha close to the initial momentum 0.99
+    moved = [(t - b).abs().max().item() for t, b in zip(model.teacher.parameters(), before)]
+    assert all(0.005 < m < 0.02 for m in moved), "teacher <- 0.99 teacher + 0.01 student"
+    before = [p.clone() for p in model.teacher.parameters()]
+    model.after_step(9, 10)  # the last step: alpha = 1, the teacher stops moving
+    assert all(torch.equal(t, b) for t, b in zip(model.teacher.parameters(), before))
+    assert model.predict(images).shape == (6, 8)
+
+
+def test_obow_bad_input():
+    with pytest.raises(ValueError, match="features"):
+        OBoW(torch.nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="momentum"):
+        OBoW(ConvNet((4, 8, 8)), momentum=1.0)
