@@ -321,3 +321,34 @@ def collapse_curves(runs: dict, n_prototypes: int, window: int = 5):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# -- OBoW (notebooks/01_foundations/07_obow.ipynb) ---------------------------------------------------
+def word_patches(patches: torch.Tensor, codes: torch.Tensor, word: int, n: int = 24, nrow: int = 12):
+    """The image patches most strongly assigned to one visual word: ``patches`` (M, 3, h, w) are the
+    regions seen by M feature-map locations, ``codes`` (M, K) their soft assignments to the words."""
+    codes = torch.as_tensor(codes)
+    if not 0 <= word < codes.shape[1]:
+        raise ValueError(f"word must be in 0..{codes.shape[1] - 1}, got {word!r}")
+    if len(patches) != len(codes):
+        raise ValueError(f"{len(patches)} patches but {len(codes)} rows of codes")
+    top = torch.argsort(codes[:, word], descending=True)[:n]
+    share = float((codes.argmax(1) == word).float().mean())
+    return image_grid(patches[top], nrow=nrow, size=0.7,
+                      title=f"word {word}: closest word of {100 * share:.1f} % of the locations")
+
+
+def bow_prediction(target, prediction, top: int = 16, title: str = ""):
+    """An image's bag of words (the teacher's target) next to the student's prediction, over the
+    ``top`` words with the largest target weight."""
+    target, prediction = np.asarray(torch.as_tensor(target).cpu()), np.asarray(torch.as_tensor(prediction).cpu())
+    order = np.argsort(-target)[:top]
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    x = np.arange(len(order))
+    ax.bar(x - 0.2, target[order], width=0.4, label="teacher's BoW (whole image)")
+    ax.bar(x + 0.2, prediction[order], width=0.4, label="student's prediction (small crop)")
+    ax.set_xticks(x, [str(k) for k in order], fontsize=7)
+    ax.set(xlabel="word", ylabel="weight", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -119,3 +119,17 @@ def sinkhorn_explorer(scores, epsilon: float = 0.05, n_iters: int = 0,
     iters = w.IntSlider(value=n_iters, min=0, max=max_iters, description="iterations")
     eps = w.SelectionSlider(options=list(epsilons), value=epsilon, description="epsilon")
     return fig, _two_controls(iters, eps, lambda n, e: sinkhorn_steps(scores, e, n))
+
+
+def word_explorer(patches, codes, word: int = 0):
+    """A slider over the visual words of OBoW's vocabulary: the patches assigned to the chosen word.
+
+    Returns ``(figure for word, widget)``; the figure comes from :func:`plots.word_patches`.
+    """
+    import ipywidgets as w
+
+    from .plots import word_patches
+
+    fig = word_patches(patches, codes, word)
+    control = w.IntSlider(value=word, min=0, max=codes.shape[1] - 1, description="word")
+    return fig, _interactive(control, lambda v: word_patches(patches, codes, v))

@@ -55,3 +55,16 @@ def test_obow_bad_input():
         OBoW(torch.nn.Linear(3, 3))
     with pytest.raises(ValueError, match="momentum"):
         OBoW(ConvNet((4, 8, 8)), momentum=1.0)
+
+
+def test_word_codes_patches_line_up():
+    torch.manual_seed(0)
+    model = OBoW(ConvNet((4, 8, 8)), n_words=8, level=-2)  # 16 px -> 4x4 map at level -2
+    model.after_init()
+    images = torch.rand(5, 3, 16, 16)
+    model.loss((images, None))
+    codes, patches = model.word_codes(images)
+    assert codes.shape == (5 * 2 * 2, 8) and torch.allclose(codes.sum(1), torch.ones(20), atol=1e-5)
+    assert patches.shape == (20, 3, 12, 12)
+    assert torch.equal(patches[0], images[0, :, 0:12, 0:12]), "inner location (0, 0) sees map cells 0-2"
+    assert torch.equal(patches[3], images[0, :, 4:16, 4:16])

@@ -173,3 +173,29 @@ def test_cluster_gallery_and_collapse_curves():
     fig = plots.collapse_curves({"softmax": history}, n_prototypes=8)
     assert len(fig.axes) == 2
     plt.close("all")
+
+
+def test_word_patches_bow_prediction_and_explorer(monkeypatch):
+    import torch
+
+    patches = torch.rand(10, 3, 6, 6)
+    codes = torch.softmax(torch.randn(10, 4), 1)
+    codes[3] = torch.tensor([0.0, 0.0, 1.0, 0.0])  # location 3 is the clearest example of word 2
+    fig = plots.word_patches(patches, codes, 2, n=4, nrow=4)
+    assert np.allclose(fig.axes[0].images[0].get_array(), patches[3].permute(1, 2, 0).numpy())
+    with pytest.raises(ValueError, match="word"):
+        plots.word_patches(patches, codes, 4)
+    fig = plots.bow_prediction(torch.tensor([0.1, 0.6, 0.3]), torch.tensor([0.2, 0.5, 0.3]), top=2)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2"]
+    drawn = []
+    original = plots.word_patches
+
+    def spy(p, c, word, **kw):
+        drawn.append(word)
+        return original(p, c, word, **kw)
+
+    monkeypatch.setattr(plots, "word_patches", spy)
+    fig, box = widgets.word_explorer(patches, codes, 1)
+    box.children[0].value = 3
+    assert drawn == [1, 3]
+    plt.close("all")

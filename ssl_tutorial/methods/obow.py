@@ -129,6 +129,21 @@ class OBoW(nn.Module):
                                            "image_perplexity": float(image_perplexity)}
 
     @torch.no_grad()
+    def word_codes(self, images: torch.Tensor):
+        """For the visual-word explorer: the soft word assignment of every inner location of the teacher's
+        map (N * h * w, K) and the image patch each location sees (3 x 3 map cells around it)."""
+        fmap = self.teacher.eval().features(images)[self.level]
+        _, codes, _ = bag_of_words(fmap, self.words, self.inv_delta, float(self.mean_distance.clamp_min(1e-8)))
+        n, k, h, w = codes.shape
+        border = (fmap.shape[-1] - w) // 2
+        cell = images.shape[-1] // fmap.shape[-1]
+        padded = F.pad(images, (cell, cell, cell, cell), value=1.0)
+        patches = [padded[:, :, (i + border) * cell:(i + border + 3) * cell, (j + border) * cell:(j + border + 3) * cell]
+                   for i in range(h) for j in range(w)]
+        patches = torch.stack(patches, 1).flatten(0, 1)  # (N * h * w, 3, 3 cell, 3 cell), image-major
+        return codes.permute(0, 2, 3, 1).reshape(n * h * w, k), patches
+
+    @torch.no_grad()
     def after_init(self) -> None:
         """The teacher starts as an exact copy of the student (called by ``fit`` after initialisation)."""
         self.teacher.load_state_dict(self.backbone.state_dict())
@@ -139,5 +154,5 @@ class OBoW(nn.Module):
         alpha = 1 - (1 - self.momentum) * (math.cos(math.pi * (step + 1) / max(steps, 1)) + 1) / 2
         for t, s in zip(self.teacher.parameters(), self.backbone.parameters()):
             t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
-        for t, s in zip(self.teacher.buffers(), self.backbone.buffers()):
-            t.copy_(s)
+        # The batch-norm statistics are *not* copied: the teacher sees whole, unperturbed images and keeps
+        # running statistics of those; the student's are a mix of crops and small patches.
