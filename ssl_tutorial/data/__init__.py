@@ -70,6 +70,23 @@ class Dataset:
         return self.subset(torch.cat(keep).sort().values)
 
 
+def concat(*datasets: Dataset, name: str = "") -> Dataset:
+    """The images of several datasets in one (e.g. a target set plus open-set samples). They must share
+    image size and class names; factor tables are kept when every dataset has one."""
+    if not datasets:
+        raise ValueError("concat needs at least one dataset")
+    shapes = {tuple(d.images.shape[1:]) for d in datasets}
+    if len(shapes) > 1:
+        raise ValueError(f"cannot concatenate images of different shapes: {sorted(shapes)}")
+    if any(d.class_names != datasets[0].class_names for d in datasets):
+        raise ValueError("cannot concatenate datasets with different class names")
+    factors = None
+    if all(d.factors is not None for d in datasets):
+        factors = pd.concat([d.factors for d in datasets], ignore_index=True)
+    return Dataset(torch.cat([d.images for d in datasets]), torch.cat([d.labels for d in datasets]),
+                   datasets[0].class_names, factors, name or "+".join(d.name for d in datasets))
+
+
 def load_dataset(name: str, split: str = "train", n: int | None = None, size: int = 32, seed: int = 0,
                  **world) -> Dataset:
     """Load a dataset by name. ``split`` is "train" or "test"; ``n`` caps the number of images.
