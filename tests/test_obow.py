@@ -32,6 +32,10 @@ def test_obow_teacher_vocabulary_and_head():
     images = torch.rand(6, 3, 16, 16)
     loss, logs = model.loss((images, None))
     assert model.mean_distance > 0, "the adaptive temperature starts from the first batch"
+    temperature = model.mean_distance.clone()
+    model.eval().teacher_targets(torch.rand(6, 3, 16, 16))
+    assert torch.equal(model.mean_distance, temperature), "looking at targets in eval mode changes nothing"
+    model.train()
     assert model.words.abs().sum() > 0, "the vocabulary was filled from the teacher"
     assert 1.0 <= logs["perplexity"] <= 8.0 + 1e-6
     loss.backward()

@@ -86,14 +86,16 @@ class OBoW(nn.Module):
 
     @torch.no_grad()
     def teacher_targets(self, images: torch.Tensor):
-        """The teacher's feature map of the unperturbed images and their BoW targets."""
+        """The teacher's feature map of the unperturbed images and their BoW targets. In training mode it
+        also moves the adaptive temperature (and, on the first batch, fills the vocabulary)."""
         fmap = self.teacher.features(images)[self.level]
-        if self.mean_distance <= 0:  # first batch: fill the vocabulary, start the temperature
+        first = self.mean_distance <= 0
+        if first:
             self._enqueue(fmap, fill=True)
         bow, _, d = bag_of_words(fmap, self.words, self.inv_delta, float(self.mean_distance.clamp_min(1e-8)))
-        min_distance = d.min(dim=1).values.mean()
-        self.mean_distance.copy_(min_distance if self.mean_distance <= 0 else
-                                 0.99 * self.mean_distance + 0.01 * min_distance)
+        if self.training or first:
+            min_distance = d.min(dim=1).values.mean()
+            self.mean_distance.copy_(min_distance if first else 0.99 * self.mean_distance + 0.01 * min_distance)
         return fmap, bow
 
     @torch.no_grad()
@@ -107,8 +109,6 @@ class OBoW(nn.Module):
         where = torch.randint(h * w, (n,), device=fmap.device)
         new = local.flatten(2)[rows, :, where]
         self.words.copy_(torch.cat([new, self.words])[:k])
-        if fill:
-            self.mean_distance.fill_(0)
 
     def word_weights(self) -> torch.Tensor:
         """omega_k for every word of the current vocabulary: (K, D), unit norm."""
