@@ -1,7 +1,7 @@
 """SwAV: "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments".
 
-Caron, Misra, Mairal, Goyal, Bojanowski & Joulin, NeurIPS 2020. To be taught in
-notebooks/01_foundations/06_swav.ipynb (issue 4; the notebook is not written yet).
+Caron, Misra, Mairal, Goyal, Bojanowski & Joulin, NeurIPS 2020. Taught in
+notebooks/01_foundations/06_swav.ipynb.
 
 Instead of comparing views with each other, SwAV assigns each view to one of K learnable
 **prototypes** c_k and asks every view to *predict the assignment of another view* of the same
