@@ -9,6 +9,8 @@ Taught in notebooks/00_start/01_shapes_world.ipynb.
   is the least-squares linear classifier (scikit-learn's ``RidgeClassifier``), which fits in
   closed form in milliseconds; ``method="logistic"`` is the papers' logistic regression (about
   15x slower on 2 cores, measured on the smoke-scale features; the same ranking of models).
+* :func:`few_shot_accuracy` -- 1-nearest-neighbour with only a few labelled examples per class,
+  averaged over many random draws of those examples: what a representation gives when labels are scarce.
 * :func:`clustering_scores` -- NMI, ARI and Hungarian accuracy of a clustering against labels.
 
 All take features as tensors or arrays of shape (N, D). The fitting is scikit-learn's.
@@ -74,6 +76,28 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20) -> float:
     knn = KNeighborsClassifier(n_neighbors=min(k, len(train_x)), metric="cosine")
     knn.fit(_np(train_x), _np(train_y))
     return float((knn.predict(_np(test_x)) == _np(test_y)).mean())
+
+
+def few_shot_accuracy(features, labels, shots: int = 3, draws: int = 50, seed: int = 0) -> float:
+    """Mean accuracy (0-1) of a 1-nearest-neighbour classifier (cosine) that knows the labels of ``shots``
+    random examples per class and labels all the other points, over ``draws`` random draws of the examples."""
+    z = torch.nn.functional.normalize(torch.as_tensor(_np(features), dtype=torch.float32), dim=1)
+    y = torch.as_tensor(_np(labels))
+    classes = y.unique()
+    if len(z) != len(y):
+        raise ValueError(f"{len(z)} feature rows but {len(y)} labels")
+    if min(int((y == c).sum()) for c in classes) <= shots:
+        raise ValueError(f"every class needs more than shots={shots} examples")
+    g = torch.Generator().manual_seed(seed)
+    accs = []
+    for _ in range(draws):
+        known = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:shots]]
+                           for c in classes])
+        rest = torch.ones(len(y), dtype=torch.bool)
+        rest[known] = False
+        nearest = (z[rest] @ z[known].T).argmax(1)
+        accs.append(float((y[known][nearest] == y[rest]).float().mean()))
+    return float(np.mean(accs))
 
 
 PROBES = ("ridge", "logistic")

@@ -27,8 +27,8 @@ def image_grid(images: torch.Tensor, nrow: int = 8, titles=None, title: str | No
     """A grid of images (N, 3, H, W) in [0, 1], optionally with a title under each."""
     images = images.detach().cpu()
     rows = max(1, (len(images) + nrow - 1) // nrow)
-    fig, axes = plt.subplots(rows, nrow, figsize=(nrow * size, rows * size * (1.25 if titles is not None else 1)),
-                             squeeze=False)
+    height = rows * size * (1.25 if titles is not None else 1) + (0.35 if title else 0)  # room for the title
+    fig, axes = plt.subplots(rows, nrow, figsize=(nrow * size, height), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
@@ -350,5 +350,47 @@ def bow_prediction(target, prediction, top: int = 16, title: str = ""):
     ax.set_xticks(x, [str(k) for k in order], fontsize=7)
     ax.set(xlabel="word", ylabel="weight", title=title)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# -- SimCore (notebooks/01_foundations/08_simcore.ipynb) ----------------------------------------------
+def coreset_budget(points: np.ndarray, groups, target_points: np.ndarray, order, curve, budget: int):
+    """The first ``budget`` samples of a coreset ``order``: where they lie in a 2-D embedding of the open set
+    (``points``, coloured by ``groups``; the target as black stars), the distance of each selection round's
+    new samples (``curve``, from ``simcore.round_distances``), and what the coreset is made of next to the open set."""
+    groups = np.asarray(groups)
+    order = np.asarray(torch.as_tensor(order).cpu())
+    if len(points) != len(groups):
+        raise ValueError(f"{len(points)} points but {len(groups)} group labels")
+    if not 1 <= budget <= len(order):
+        raise ValueError(f"budget must be in 1..{len(order)}, got {budget!r}")
+    chosen = order[:budget]
+    names = list(dict.fromkeys(sorted(groups)))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    ax = axes[0]
+    for i, g in enumerate(names):
+        m = groups == g
+        ax.scatter(points[m, 0], points[m, 1], s=4, alpha=0.25, color=f"C{i}", label=g)
+    for i, g in enumerate(names):
+        c = chosen[groups[chosen] == g]
+        ax.scatter(points[c, 0], points[c, 1], s=14, color=f"C{i}", edgecolor="k", linewidth=0.6)
+    ax.scatter(target_points[:, 0], target_points[:, 1], s=90, marker="*", color="k", label="target")
+    ax.set(title=f"open set; the {budget} selected samples outlined", xticks=[], yticks=[])
+    ax.legend(fontsize=7, markerscale=2)
+    curve = np.asarray(torch.as_tensor(curve).cpu())
+    per_round = len(order) / len(curve)
+    axes[1].plot(per_round * np.arange(1, len(curve) + 1), curve)
+    axes[1].axvline(budget, color="k", ls="--", lw=0.8)
+    axes[1].set(title="how far each round's new samples are\nfrom the target centroids that took them",
+                xlabel="samples selected", ylabel="mean cosine distance")
+    share_open = [100 * float(np.mean(groups == g)) for g in names]
+    share_core = [100 * float(np.mean(groups[chosen] == g)) for g in names]
+    x = np.arange(len(names))
+    axes[2].bar(x - 0.2, share_open, width=0.4, label="open set", color="0.7")
+    axes[2].bar(x + 0.2, share_core, width=0.4, label=f"coreset ({budget})", color="C3")
+    axes[2].set_xticks(x, names, fontsize=8)
+    axes[2].set(ylabel="% of the samples", title="what the coreset is made of", ylim=(0, 100))
+    axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig

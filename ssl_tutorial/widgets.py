@@ -133,3 +133,15 @@ def word_explorer(patches, codes, word: int = 0):
     fig = word_patches(patches, codes, word)
     control = w.IntSlider(value=word, min=0, max=codes.shape[1] - 1, description="word")
     return fig, _interactive(control, lambda v: word_patches(patches, codes, v))
+
+
+def budget_explorer(points, groups, target_points, order, curve, value: int):
+    """A slider over the coreset budget: :func:`plots.coreset_budget` for the first ``budget`` selected samples."""
+    import ipywidgets as w
+
+    from .plots import coreset_budget
+
+    fig = coreset_budget(points, groups, target_points, order, curve, value)
+    slider = w.IntSlider(value=value, min=1, max=len(order), step=max(1, len(order) // 50), description="budget",
+                         continuous_update=False)
+    return fig, _interactive(slider, lambda b: coreset_budget(points, groups, target_points, order, curve, b))

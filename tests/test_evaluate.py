@@ -59,3 +59,19 @@ def test_embed_puts_the_owner_of_a_method_in_eval_mode():
     z = embed(model.project, x, batch_size=2)  # batch norm in eval mode: the batch size must not matter
     assert torch.allclose(z, embed(model.project, x, batch_size=6), atol=1e-6)
     assert model.training, "embed restores the mode it found"
+
+
+def test_few_shot_accuracy():
+    import torch
+
+    from ssl_tutorial.evaluate import few_shot_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(4).repeat_interleave(20)
+    centres = torch.eye(4) * 10
+    z = centres[y] + torch.randn(80, 4, generator=g)
+    assert few_shot_accuracy(z, y, shots=1, draws=10) == 1.0, "well-separated classes: one example each suffices"
+    noise = torch.randn(80, 4, generator=g)
+    assert 0.1 < few_shot_accuracy(noise, y, shots=3, draws=30) < 0.45, "random features: near chance (0.25)"
+    with pytest.raises(ValueError, match="shots"):
+        few_shot_accuracy(z[::10], y[::10], shots=3)  # 2 examples per class

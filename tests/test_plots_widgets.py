@@ -199,3 +199,34 @@ def test_word_patches_bow_prediction_and_explorer(monkeypatch):
     box.children[0].value = 3
     assert drawn == [1, 3]
     plt.close("all")
+
+
+def test_coreset_budget_and_explorer(monkeypatch):
+    import torch
+
+    from ssl_tutorial.methods.simcore import coreset, round_distances
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(30, 2))
+    groups = np.array(["shape"] * 20 + ["target class"] * 10)
+    order = coreset(torch.tensor(points[20:]), torch.tensor(points), 10, n_centroids=3)
+    curve = round_distances(torch.tensor(points[20:]), torch.tensor(points), order, n_centroids=3)
+    assert len(curve) == 4 and (curve[1:] >= curve[:-1]).all(), "later rounds take farther samples"
+    fig = plots.coreset_budget(points, groups, points[20:], order, curve, 4)
+    heights = [p.get_height() for p in fig.axes[2].patches]
+    share = 100 * float(np.mean(groups[order[:4].numpy()] == "target class"))
+    assert heights == pytest.approx([100 * 20 / 30, 100 * 10 / 30, 100 - share, share]), "open set, then the coreset"
+    with pytest.raises(ValueError, match="budget"):
+        plots.coreset_budget(points, groups, points[20:], order, curve, 11)
+    drawn = []
+    original = plots.coreset_budget
+
+    def spy(p, g, t, o, c, budget):
+        drawn.append(budget)
+        return original(p, g, t, o, c, budget)
+
+    monkeypatch.setattr(plots, "coreset_budget", spy)
+    fig, box = widgets.budget_explorer(points, groups, points[20:], order, curve, 4)
+    box.children[0].value = 8
+    assert drawn == [4, 8]
+    plt.close("all")

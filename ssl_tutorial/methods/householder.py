@@ -236,7 +236,7 @@ def _difference(name: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def direction_effects(model: LatentVAE, regressor: FactorRegressor, directions: torch.Tensor, n: int = 256,
-                      alpha: float = 1.5, seed: int = 0):
+                      alpha: float = 1.5, seed: int = 0, factors=FACTORS):
     """How much each direction changes each factor, in units of the factor's natural variation.
 
     For n codes z from the prior, compare the factors read off G(z - alpha v) and G(z + alpha v); divide
@@ -249,13 +249,13 @@ def direction_effects(model: LatentVAE, regressor: FactorRegressor, directions: 
     z2 = torch.randn(n, model.latent_dim, generator=g)
     base = regressor.read(model.generate(z))
     other = regressor.read(model.generate(z2))
-    scale = {f: _difference(f, base[f], other[f]).mean().clamp_min(1e-6) for f in FACTORS}
+    scale = {f: _difference(f, base[f], other[f]).mean().clamp_min(1e-6) for f in factors}
     rows = []
     for v in directions:
         v = v / v.norm()
         lo = regressor.read(model.generate(z - alpha * v))
         hi = regressor.read(model.generate(z + alpha * v))
-        rows.append({f: float(_difference(f, lo[f], hi[f]).mean() / scale[f]) for f in FACTORS})
+        rows.append({f: float(_difference(f, lo[f], hi[f]).mean() / scale[f]) for f in factors})
     return pd.DataFrame(rows, index=[f"d{j + 1}" for j in range(len(directions))])
 
 
