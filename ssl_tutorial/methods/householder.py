@@ -1,7 +1,8 @@
 """Householder projector: latent directions from an orthogonal, low-rank, equal-spectrum first layer.
 
 Song, Zhang, Sebe & Wang, "Householder Projector for Unsupervised Latent Semantics Discovery",
-ICCV 2023. Taught in notebooks/05_generative/02_latent_directions.ipynb.
+ICCV 2023. To be taught in notebooks/05_generative/02_latent_directions.ipynb (issue 5: not written
+yet, because the claim has not shown up at this scale; see the README).
 
 A generator G(z) = D(A z + b) starts with a linear projection A of the latent code. SeFa (Shen &
 Zhou, 2021) finds "semantic" directions in closed form: the right singular vectors of A, i.e. the
