@@ -366,7 +366,7 @@ def coreset_budget(points: np.ndarray, groups, target_points: np.ndarray, order,
     if not 1 <= budget <= len(order):
         raise ValueError(f"budget must be in 1..{len(order)}, got {budget!r}")
     chosen = order[:budget]
-    names = list(dict.fromkeys(sorted(groups)))
+    names = sorted(set(groups))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     ax = axes[0]
     for i, g in enumerate(names):

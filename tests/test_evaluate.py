@@ -62,8 +62,6 @@ def test_embed_puts_the_owner_of_a_method_in_eval_mode():
 
 
 def test_few_shot_accuracy():
-    import torch
-
     from ssl_tutorial.evaluate import few_shot_accuracy
 
     g = torch.Generator().manual_seed(0)

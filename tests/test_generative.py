@@ -4,7 +4,7 @@ import torch
 
 from ssl_tutorial import Dataset, fit
 from ssl_tutorial.methods.diffusion import BLOCKS, DDPM, linear_schedule, q_sample
-from ssl_tutorial.methods.householder import HouseholderLinear, LatentVAE, householder_product, single_factor_share
+from ssl_tutorial.methods.householder import HouseholderLinear, LatentVAE, householder_product, single_factor_share, traverse
 
 
 # -- diffusion --------------------------------------------------------------------------------
@@ -94,6 +94,8 @@ def test_directions_of_both_first_layers(cfg):
         assert d.shape == (3, 8) and torch.allclose(d @ d.T, torch.eye(3), atol=1e-5)
         assert (s[:-1] >= s[1:]).all()
         assert vae.generate(torch.randn(2, 8)).shape == (2, 3, 16, 16)
+        frames = traverse(vae, torch.randn(2, 8), d[0], alphas=(-1.0, 0.0, 1.0))
+        assert frames.shape == (3, 2, 3, 16, 16)
 
 
 def test_single_factor_share():

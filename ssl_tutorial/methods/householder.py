@@ -7,8 +7,9 @@ yet, because the claim has not shown up at this scale; see the README).
 A generator G(z) = D(A z + b) starts with a linear projection A of the latent code. SeFa (Shen &
 Zhou, 2021) finds "semantic" directions in closed form: the right singular vectors of A, i.e. the
 eigenvectors of A^T A -- the unit directions n that change the first features most, max ||A n||.
-With an unconstrained A these directions come with a spread of singular values, and the leading
-ones tend to lump several factors together.
+With an unconstrained A these directions come with a spread of singular values, and, the paper
+observes, the leading ones tend to lump several factors together (not reproduced at this scale yet:
+see the README).
 
 The Householder projector builds A from orthogonal pieces with an **equal spectrum**:
 
@@ -77,7 +78,7 @@ class HouseholderLinear(nn.Module):
         for p in (self.u, self.v):
             nn.init.normal_(p, std=0.1)
             with torch.no_grad():
-                p[:, :len(p)] += torch.eye(len(p), p.shape[1] if p.shape[1] < len(p) else len(p))
+                p[:, :len(p)] += torch.eye(len(p), min(len(p), p.shape[1]))
         nn.init.zeros_(self.bias)
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,7 +125,11 @@ class LatentVAE(nn.Module):
     """A VAE (Kingma & Welling 2014) whose decoder starts with the first layer A to analyse.
 
     loss = E_q ||x - G(z)||^2 / (2 sigma^2)  +  beta * KL(q(z|x) || N(0, I)),   z = mu + sigma_q * eps
+
+    with a fixed pixel noise sigma = ``SIGMA``; the loss is reported per pixel.
     """
+
+    SIGMA = 0.05
 
     def __init__(self, latent_dim: int = 16, size: int = 16, first: str = "householder", rank: int = 6,
                  width: int = 32, beta: float = 1.0, widths=(32, 64, 64)):
@@ -147,7 +152,7 @@ class LatentVAE(nn.Module):
             raise ValueError(f"this VAE draws {self.size}-pixel images, got {x.shape[-1]} pixels")
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = F.mse_loss(self.decoder(z), x, reduction="none").flatten(1).sum(1).mean() / (2 * 0.05 ** 2)
+        recon = F.mse_loss(self.decoder(z), x, reduction="none").flatten(1).sum(1).mean() / (2 * self.SIGMA ** 2)
         kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
         n_pixels = x[0].numel()
         return (recon + self.beta * kl) / n_pixels, {"kl": kl.detach()}
@@ -243,7 +248,9 @@ def direction_effects(model: LatentVAE, regressor: FactorRegressor, directions: 
     For n codes z from the prior, compare the factors read off G(z - alpha v) and G(z + alpha v); divide
     the mean change by the mean change between two *independent* samples G(z), G(z'). A value of 1 means
     the direction moves that factor as much as drawing a new image does. Returns a DataFrame
-    (directions x factors).
+    (directions x factors). Measured: when a VAE's codes do not fill the prior (an unconstrained first
+    layer left every posterior sigma near 0.1), its prior samples are poor and every direction seems to
+    change everything; starting from posterior means of real images is then the fairer comparison.
     """
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.latent_dim, generator=g)

@@ -14,8 +14,7 @@ greedily reduces
 round after round: in each round every centroid takes its nearest open-set sample that is not yet
 selected, until the budget is spent. ``round_distances`` traces how far each round's new samples
 are from the target; the official code stops when that distance jumps (the rest of the open set is
-not like the target). The SSL method itself
-is unchanged (here: SimCLR from ``simclr.py``).
+not like the target). The SSL method itself is unchanged (here: SimCLR from ``simclr.py``).
 """
 
 from __future__ import annotations
@@ -64,7 +63,6 @@ def coreset(target: torch.Tensor, open_set: torch.Tensor, budget: int, n_centroi
             if len(selected) == budget:
                 break
     return torch.tensor(selected)
-
 
 
 def round_distances(target: torch.Tensor, open_set: torch.Tensor, order: torch.Tensor, n_centroids: int = 32,
