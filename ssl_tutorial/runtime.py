@@ -53,7 +53,9 @@ class Config:
         return replace(self, **changes)
 
     def __str__(self) -> str:
-        return (f"scale={self.scale} seed={self.seed} device={self.device} dataset={self.dataset} "
+        # the thread count is part of what reproduces a CPU run: it sets the order of floating-point sums
+        device = f"{self.device} ({torch.get_num_threads()} threads)" if self.device == "cpu" else self.device
+        return (f"scale={self.scale} seed={self.seed} device={device} dataset={self.dataset} "
                 f"({self.image_size}px, {self.n_train} train / {self.n_test} test images, "
                 f"{self.steps} steps of batch {self.batch_size}, {self.backbone} {list(self.widths)})")
 

@@ -48,3 +48,9 @@ def test_invalid_env_scale(monkeypatch):
 def test_cache_key_ignores_device():
     a = setup("smoke", device="cpu", verbose=False)
     assert "device" not in a.key() and a.key()["scale"] == "smoke"
+
+
+def test_summary_names_the_cpu_thread_count():
+    """A CPU run is reproduced by the same seed *and* thread count, so the printed summary shows it."""
+    cfg = setup("smoke", device="cpu", verbose=False)
+    assert f"device=cpu ({torch.get_num_threads()} threads)" in str(cfg)
