@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-import torch
 from sklearn.cluster import KMeans
 
 from ssl_tutorial import fit, load_splits, setup
@@ -81,8 +80,7 @@ def main() -> None:
         cfg = setup(scale=args.scale, seed=seed)
         train, test = load_splits(cfg, dataset="shapes")
         rows.append({"seed": seed, "method": "random init", **scores(make_backbone(cfg), train, test, seed)})
-        for method in args.methods:
-            torch.manual_seed(seed)
+        for method in args.methods:  # fit() seeds each run from cfg.seed
             rows.append({"seed": seed, "method": method, **scores(train_method(method, cfg, train, test), train, test,
                                                                  seed)})
             print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False, header=len(rows) == 2), flush=True)
