@@ -72,3 +72,23 @@ def test_word_codes_patches_line_up():
     assert patches.shape == (20, 3, 12, 12)
     assert torch.equal(patches[0], images[0, :, 0:12, 0:12]), "inner location (0, 0) sees map cells 0-2"
     assert torch.equal(patches[3], images[0, :, 4:16, 4:16])
+
+
+def test_teacher_images_replace_what_the_teacher_sees():
+    torch.manual_seed(0)
+    images, twins = torch.rand(6, 3, 16, 16), torch.rand(6, 3, 16, 16)
+    model = OBoW(ConvNet((4, 8, 8)), n_words=8, level=-2, teacher_images=twins)
+    assert torch.equal(model.teacher_view(images, torch.tensor([4, 1])), twins[[4, 1]])
+    assert OBoW(ConvNet((4, 8, 8)), level=-2).teacher_view(images, torch.zeros(6)) is images
+    model.after_init()
+    seen = []
+    model.teacher.blocks[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    model.teacher_targets(model.teacher_view(images, torch.arange(6)))
+    assert torch.equal(seen[0], twins)
+    model.loss((images, torch.arange(6)))  # trains with the twins as the teacher's input
+    other = OBoW(ConvNet((4, 8, 8)), n_words=8, level=-2, teacher_images=twins.flip(0))
+    assert model.hparams["teacher_images"] != other.hparams["teacher_images"], "the twins enter the cache key"
+    with pytest.raises(ValueError, match="row numbers"):
+        model.loss((images, torch.tensor([0, 1, 2, 3, 4, 6])))
+    with pytest.raises(ValueError, match="RGB images"):
+        OBoW(ConvNet((4, 8, 8)), teacher_images=torch.rand(6, 16, 16))

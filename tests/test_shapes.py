@@ -76,3 +76,18 @@ def test_load_dataset_splits_differ():
         load_dataset("imagenet")
     with pytest.raises(ValueError, match="only apply"):
         load_dataset("digits", jitter=10)
+
+
+def test_new_backgrounds_keep_the_object():
+    world = ShapesWorld(size=16)
+    factors = world.sample_factors(40, seed=0)
+    twins = world.new_backgrounds(factors, seed=1)
+    assert (twins["domain"] != factors["domain"]).all(), "another domain on every row"
+    assert (twins["noise_seed"] != factors["noise_seed"]).all()
+    kept = [c for c in factors if c not in ("domain", "domain_name", "noise_seed")]
+    assert twins[kept].equals(factors[kept]), "every object factor is kept"
+    assert twins.equals(world.new_backgrounds(factors, seed=1)), "seeded"
+    one = ShapesWorld(size=16, domains=("night",))
+    assert (one.new_backgrounds(one.sample_factors(10), seed=1)["domain_name"] == "night").all()
+    with pytest.raises(ValueError, match="noise_seed"):
+        world.new_backgrounds(factors.drop(columns="noise_seed"))

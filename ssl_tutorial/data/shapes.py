@@ -136,6 +136,23 @@ class ShapesWorld:
         df["domain_name"] = np.array(DOMAINS)[df["domain"]]
         return df
 
+    def new_backgrounds(self, factors: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+        """The same objects on other backgrounds: each row gets another of this world's domains (if it
+        has more than one) and fresh background noise and clutter; every object factor is kept. Render
+        the result to get each image's "twin" (OBoW's object-centred teacher view,
+        notebooks/01_foundations/07_obow.ipynb)."""
+        if "domain" not in factors or "noise_seed" not in factors:
+            raise ValueError("factor table lacks 'domain' or 'noise_seed'; make it with ShapesWorld.sample_factors()")
+        rng = np.random.default_rng(seed)
+        out = factors.copy()
+        own = [DOMAINS.index(d) for d in self.domains]
+        position = np.array([own.index(d) if d in own else 0 for d in out["domain"]])
+        shift = rng.integers(1, len(own), len(out)) if len(own) > 1 else np.zeros(len(out), dtype=int)
+        out["domain"] = np.array(own)[(position + shift) % len(own)]
+        out["domain_name"] = np.array(DOMAINS)[out["domain"]]
+        out["noise_seed"] = rng.integers(0, 2**31 - 1, len(out))
+        return out
+
     # -- pictures --------------------------------------------------------------------------
     def render(self, factors: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
         """Draw the images of a factor table: float tensor (N, 3, size, size) in [0, 1]."""

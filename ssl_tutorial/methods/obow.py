@@ -15,6 +15,11 @@ feature: the context reasoning that the method is named for. Its head is *dynami
 word k is generated from the word itself, omega_k = l2(MLP(l2(v_k))), and the prediction is
 p = softmax_k(kappa * l2(f)^T omega_k). The loss is the cross-entropy -sum_k y_k log p_k.
 
+What the teacher sees decides what the words describe. By default it is the image itself, as in the
+paper. ``teacher_images`` replaces it, row by row, with another picture of the same training image (the
+notebook's object-centred view: the same object on another background, in grayscale); the training
+labels must then be the row numbers, so that ``loss`` can look each image's twin up.
+
 The vocabulary is **online**: a queue of K teacher features, one random (3x3-averaged) location
 per image per step, so the words follow the teacher as it learns. The teacher update,
 theta_teacher <- alpha theta_teacher + (1 - alpha) theta_student, has alpha going from
@@ -24,6 +29,7 @@ theta_teacher <- alpha theta_teacher + (1 - alpha) theta_student, has alpha goin
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 
 import torch
@@ -50,11 +56,14 @@ class OBoW(nn.Module):
 
     The student sees ``n_large`` crops and ``n_small`` small patches (:func:`views.multi_crop`; other
     keyword arguments go there too). ``level`` indexes ``backbone.features()``: the default -3 is the
-    4x4 map of the presets' ConvNets (16 px smoke, 32 px cpu/gpu).
+    4x4 map of the presets' ConvNets (16 px smoke, 32 px cpu/gpu). ``teacher_images`` (N, 3, H, W), if
+    given, is what the teacher sees instead of training image i; train on data whose labels are the
+    row numbers 0 .. N-1 (``dataclasses.replace(train, labels=torch.arange(len(train)))``).
     """
 
     def __init__(self, backbone: nn.Module, n_words: int = 64, level: int = -3, inv_delta: float = 15.0,
-                 kappa: float = 5.0, momentum: float = 0.99, n_large: int = 1, n_small: int = 2, **view_args):
+                 kappa: float = 5.0, momentum: float = 0.99, n_large: int = 1, n_small: int = 2,
+                 teacher_images: torch.Tensor | None = None, **view_args):
         super().__init__()
         if not hasattr(backbone, "features"):
             raise ValueError("OBoW needs a backbone with a .features(x) method returning its feature maps")
@@ -72,6 +81,14 @@ class OBoW(nn.Module):
         self.register_buffer("mean_distance", torch.zeros(()))  # 0 until the first batch
         self.hparams = {"n_words": n_words, "level": level, "inv_delta": inv_delta, "kappa": kappa,
                         "momentum": momentum, "n_large": n_large, "n_small": n_small, "views": view_args}
+        self.teacher_images = None
+        if teacher_images is not None:
+            if not isinstance(teacher_images, torch.Tensor) or teacher_images.ndim != 4 or teacher_images.shape[1] != 3:
+                shape = tuple(getattr(teacher_images, "shape", ()))
+                raise ValueError(f"teacher_images must be a batch of RGB images (N, 3, H, W), got {shape}")
+            self.teacher_images = teacher_images.detach().cpu()
+            digest = hashlib.blake2b(self.teacher_images.contiguous().numpy().tobytes(), digest_size=8)
+            self.hparams["teacher_images"] = digest.hexdigest()  # enters fit's cache key
 
     def _channels(self, level: int) -> int:
         with torch.no_grad():
@@ -118,9 +135,20 @@ class OBoW(nn.Module):
         """The student's BoW logits for images or crops x: (B, K)."""
         return self.kappa * F.normalize(self.backbone(x), dim=1) @ self.word_weights().T
 
+    def teacher_view(self, images: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """What the teacher sees for a batch: the images themselves, or their rows of ``teacher_images``."""
+        if self.teacher_images is None:
+            return images
+        rows = rows.cpu()
+        if rows.dtype != torch.long or rows.min() < 0 or rows.max() >= len(self.teacher_images):
+            last = len(self.teacher_images) - 1
+            raise ValueError(f"with teacher_images, the training labels must be the row numbers 0..{last}; "
+                             "train on dataclasses.replace(train, labels=torch.arange(len(train)))")
+        return self.teacher_images[rows].to(images.device, images.dtype)
+
     def loss(self, batch):
-        images, _ = batch
-        fmap, target = self.teacher_targets(images)
+        images, rows = batch
+        fmap, target = self.teacher_targets(self.teacher_view(images, rows))
         crops = multi_crop(images, self.n_large, self.n_small, **self.view_args)
         losses = [-(target * F.log_softmax(self.predict(c), dim=1)).sum(1).mean() for c in crops]
         self._enqueue(fmap)
@@ -131,7 +159,8 @@ class OBoW(nn.Module):
     @torch.no_grad()
     def word_codes(self, images: torch.Tensor):
         """For the visual-word explorer: the soft word assignment of every inner location of the teacher's
-        map (N * h * w, K) and the image patch each location sees (3 x 3 map cells around it)."""
+        map (N * h * w, K) and the image patch each location sees (3 x 3 map cells around it), on the CPU."""
+        images = images.to(self.words.device)
         fmap = self.teacher.eval().features(images)[self.level]
         _, codes, _ = bag_of_words(fmap, self.words, self.inv_delta, float(self.mean_distance.clamp_min(1e-8)))
         n, k, h, w = codes.shape
@@ -141,7 +170,7 @@ class OBoW(nn.Module):
         patches = [padded[:, :, (i + border) * cell:(i + border + 3) * cell, (j + border) * cell:(j + border + 3) * cell]
                    for i in range(h) for j in range(w)]
         patches = torch.stack(patches, 1).flatten(0, 1)  # (N * h * w, 3, 3 cell, 3 cell), image-major
-        return codes.permute(0, 2, 3, 1).reshape(n * h * w, k), patches
+        return codes.permute(0, 2, 3, 1).reshape(n * h * w, k).cpu(), patches.cpu()
 
     @torch.no_grad()
     def after_init(self) -> None:
