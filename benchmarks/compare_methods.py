@@ -12,18 +12,21 @@ loaded from the cache instead of retrained. Not part of the test run: at cpu sca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pandas as pd
+import torch
 from sklearn.cluster import KMeans
 
 from ssl_tutorial import fit, load_splits, setup
+from ssl_tutorial.data.shapes import ShapesWorld
 from ssl_tutorial.evaluate import clustering_scores, embed, knn_accuracy, linear_probe
 from ssl_tutorial.methods.obow import OBoW
 from ssl_tutorial.methods.rotnet import RotNet
 from ssl_tutorial.methods.simclr import SimCLR
 from ssl_tutorial.methods.swav import SwAV
 from ssl_tutorial.nets import make_backbone
-from ssl_tutorial.views import Views
+from ssl_tutorial.views import Views, grayscale
 
 METHODS = ("rotnet", "simclr", "swav", "obow")
 K_MEANS = 32  # clusters, as in the SwAV notebook (32 prototypes)
@@ -51,11 +54,14 @@ def train_method(method: str, cfg, train, test):
                      freeze_prototypes_steps=steps // 10, large_scale=(0.5, 1.0), small_scale=(0.2, 0.5),
                      jitter_strength=1.0, gray=0.5)
         fit(model, train, cfg, steps=steps, batch_size=batch_size, name="swav")
-    elif method == "obow":  # 07_obow
-        steps, batch_size = (150, 600, 2000)[by_scale], (64, 128, 256)[by_scale]
+    elif method == "obow":  # 07_obow: the teacher sees each image's object alone, in grayscale
+        steps, batch_size = (200, 600, 2000)[by_scale], (64, 128, 256)[by_scale]
+        objects = grayscale(ShapesWorld(size=cfg.image_size).objects_alone(train.factors))
         model = OBoW(make_backbone(cfg), n_words=64, inv_delta=15.0, kappa=5.0, momentum=0.99, n_large=1, n_small=2,
-                     large_scale=(0.5, 1.0), small_scale=(0.2, 0.5), jitter_strength=1.0, gray=0.5)
-        fit(model, train, cfg, steps=steps, batch_size=batch_size, name="obow")
+                     teacher_images=objects, large_scale=(0.5, 1.0), small_scale=(0.2, 0.5), jitter_strength=1.0,
+                     gray=0.5)
+        pairs = dataclasses.replace(train, labels=torch.arange(len(train)))  # labels = rows, for the look-up
+        fit(model, pairs, cfg, steps=steps, batch_size=batch_size, name="obow")
     else:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     return model.backbone

@@ -91,3 +91,15 @@ def test_new_backgrounds_keep_the_object():
     assert (one.new_backgrounds(one.sample_factors(10), seed=1)["domain_name"] == "night").all()
     with pytest.raises(ValueError, match="noise_seed"):
         world.new_backgrounds(factors.drop(columns="noise_seed"))
+
+
+def test_objects_alone_draw_the_object_on_a_plain_background():
+    world = ShapesWorld(size=16)
+    factors = world.sample_factors(6, seed=3)
+    alone = world.objects_alone(factors)
+    assert alone.shape == (6, 3, 16, 16)
+    assert torch.allclose(alone[:, :, 0, 0], torch.full((6, 3), 0.93), atol=1e-6), "a plain light corner"
+    same_object = factors.assign(domain=0, noise_seed=factors["noise_seed"] + 1, n_clutter=1)
+    assert torch.allclose(world.objects_alone(same_object), alone), "background and clutter do not matter"
+    moved = factors.assign(rotation=factors["rotation"] + 90)
+    assert not torch.allclose(world.objects_alone(moved), alone), "the object does"

@@ -153,6 +153,13 @@ class ShapesWorld:
         out["noise_seed"] = rng.integers(0, 2**31 - 1, len(out))
         return out
 
+    def objects_alone(self, factors: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Each row's object alone: the same object factors, drawn on a plain light background with no
+        clutter. OBoW's teacher view (notebooks/01_foundations/07_obow.ipynb): it uses the renderer's
+        knowledge of which pixels are the object, which photographs only give through a segmentation model."""
+        plain = replace(self, domains=("sketch",), nuisance_strength=0.0)
+        return plain.render(plain.new_backgrounds(factors.assign(n_clutter=0)), device)
+
     # -- pictures --------------------------------------------------------------------------
     def render(self, factors: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
         """Draw the images of a factor table: float tensor (N, 3, size, size) in [0, 1]."""
