@@ -345,7 +345,7 @@ def bow_prediction(target, prediction, top: int = 16, title: str = ""):
     order = np.argsort(-target)[:top]
     fig, ax = plt.subplots(figsize=(8, 2.6))
     x = np.arange(len(order))
-    ax.bar(x - 0.2, target[order], width=0.4, label="teacher's BoW (whole image)")
+    ax.bar(x - 0.2, target[order], width=0.4, label="teacher's BoW (its input)")
     ax.bar(x + 0.2, prediction[order], width=0.4, label="student's prediction (small crop)")
     ax.set_xticks(x, [str(k) for k in order], fontsize=7)
     ax.set(xlabel="word", ylabel="weight", title=title)
