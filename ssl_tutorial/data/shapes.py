@@ -139,7 +139,7 @@ class ShapesWorld:
     def new_backgrounds(self, factors: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         """The same objects on other backgrounds: each row gets another of this world's domains (if it
         has more than one) and fresh background noise and clutter; every object factor is kept. Render
-        the result to get each image's "twin" (OBoW's object-centred teacher view,
+        the result to get each image's "twin" (a teacher view in exercise 1 of
         notebooks/01_foundations/07_obow.ipynb)."""
         if "domain" not in factors or "noise_seed" not in factors:
             raise ValueError("factor table lacks 'domain' or 'noise_seed'; make it with ShapesWorld.sample_factors()")
@@ -157,8 +157,8 @@ class ShapesWorld:
         """Each row's object alone: the same object factors, drawn on a plain light background with no
         clutter. OBoW's teacher view (notebooks/01_foundations/07_obow.ipynb): it uses the renderer's
         knowledge of which pixels are the object, which photographs only give through a segmentation model."""
-        plain = replace(self, domains=("sketch",), nuisance_strength=0.0)
-        return plain.render(plain.new_backgrounds(factors.assign(n_clutter=0)), device)
+        plain = replace(self, domains=("sketch",), nuisance_strength=0.0)  # a flat, light background
+        return plain.render(factors.assign(domain=DOMAINS.index("sketch"), domain_name="sketch", n_clutter=0), device)
 
     # -- pictures --------------------------------------------------------------------------
     def render(self, factors: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:

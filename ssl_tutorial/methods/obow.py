@@ -17,8 +17,8 @@ p = softmax_k(kappa * l2(f)^T omega_k). The loss is the cross-entropy -sum_k y_k
 
 What the teacher sees decides what the words describe. By default it is the image itself, as in the
 paper. ``teacher_images`` replaces it, row by row, with another picture of the same training image (the
-notebook's object-centred view: the same object on another background, in grayscale); the training
-labels must then be the row numbers, so that ``loss`` can look each image's twin up.
+notebook's view: the object alone on a plain background, in grayscale); the training labels must then
+be the row numbers, so that ``loss`` can look each image's picture up.
 
 The vocabulary is **online**: a queue of K teacher features, one random (3x3-averaged) location
 per image per step, so the words follow the teacher as it learns. The teacher update,
