@@ -1,7 +1,9 @@
-"""``ssl-tutorial``: list the notebooks, run one headless at a chosen scale, fetch a real dataset.
+"""``ssl-tutorial``: list the notebooks, run one headless, sweep Checks over seeds, report, fetch a dataset.
 
     ssl-tutorial list
     ssl-tutorial run 01_rotnet --scale smoke --seed 3    # -> build/01_rotnet.ipynb and .html
+    ssl-tutorial sweep 01_rotnet 02_sla --scale smoke --seeds 100-119   # -> results/smoke.json
+    ssl-tutorial report                                  # README's table of Checks from results/*.json
     ssl-tutorial fetch cifar10
 
 Errors are one line on stderr with exit code 2 (bad input) or 1 (the notebook or download failed).
@@ -71,26 +73,14 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def execute(path: Path, timeout: int = 1800):
+    """Execute a notebook in a fresh kernel (which inherits ``os.environ``): (notebook, seconds, error or None)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    try:
-        path = find_notebook(args.notebook)
-    except LookupError as e:
-        print(f"ssl-tutorial: {e}", file=sys.stderr)
-        return 2
-    os.environ["SSL_TUTORIAL_SCALE"] = args.scale
-    if args.seed is not None:
-        os.environ["SSL_TUTORIAL_SEED"] = str(args.seed)
-    os.environ.setdefault("PLOTLY_RENDERER", "notebook_connected")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no reader watches a headless run
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
@@ -100,7 +90,41 @@ def cmd_run(args) -> int:
         error = f"{getattr(e, 'ename', 'Error')}: {getattr(e, 'evalue', str(e).splitlines()[-1] if str(e) else '')}"
     except Exception as e:  # timeouts, a dead kernel
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    seconds = time.perf_counter() - start
+    return nb, time.perf_counter() - start, error
+
+
+def check_switches(scale: str | None, seed) -> str | None:
+    """The error line for an invalid scale, seed, dataset or device (from the arguments or the environment)."""
+    from .runtime import resolve
+
+    try:
+        resolve(scale, seed)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def cmd_run(args) -> int:
+    import nbformat
+
+    try:
+        path = find_notebook(args.notebook)
+    except LookupError as e:
+        print(f"ssl-tutorial: {e}", file=sys.stderr)
+        return 2
+    problem = check_switches(args.scale, args.seed)
+    if problem:
+        print(f"ssl-tutorial: {problem}", file=sys.stderr)
+        return 2
+    os.environ["SSL_TUTORIAL_SCALE"] = args.scale
+    if args.seed is not None:
+        os.environ["SSL_TUTORIAL_SEED"] = str(args.seed)
+    os.environ.setdefault("PLOTLY_RENDERER", "notebook_connected")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no reader watches a headless run
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb, seconds, error = execute(path, args.timeout)
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the kernel is our child
     nbformat.write(nb, out_dir / path.name)
     try:
@@ -115,6 +139,39 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 1
     print(f"{path.stem}: ran at scale {args.scale} in {seconds:.1f} s, peak memory {peak_mib:.0f} MiB -> {where}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import parse_seeds, sweep
+
+    try:
+        paths = [find_notebook(n) for n in args.notebooks]
+        seeds = parse_seeds(args.seeds)
+    except (LookupError, ValueError) as e:
+        print(f"ssl-tutorial: {e}", file=sys.stderr)
+        return 2
+    problem = check_switches(args.scale, seeds[0])
+    if problem:
+        print(f"ssl-tutorial: {problem}", file=sys.stderr)
+        return 2
+    return sweep(paths, args.scale, seeds, out=Path(args.out) if args.out else None, timeout=args.timeout,
+                 keep_cache=args.keep_cache)
+
+
+def cmd_report(args) -> int:
+    from .results import render, update_readme
+
+    if args.check:
+        from .results import readme_table
+
+        if readme_table() != render():
+            print("ssl-tutorial: the README's table of Checks is stale; run `ssl-tutorial report`", file=sys.stderr)
+            return 1
+        print("the README's table of Checks matches results/*.json")
+        return 0
+    changed = update_readme()
+    print("README.md: table of Checks " + ("rewritten from results/*.json" if changed else "already up to date"))
     return 0
 
 
@@ -147,6 +204,17 @@ def main(argv=None) -> int:
     run.add_argument("--out", default="build")
     run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     run.set_defaults(fn=cmd_run)
+    sw = sub.add_parser("sweep", help="run notebooks over many seeds, one fresh cache each; writes results/SCALE.json")
+    sw.add_argument("notebooks", nargs="+")
+    sw.add_argument("--scale", choices=SCALES, default=os.environ.get("SSL_TUTORIAL_SCALE") or "smoke")
+    sw.add_argument("--seeds", required=True, help="A-B (inclusive) or a comma-separated list, e.g. 100-119")
+    sw.add_argument("--out", default=None, help="folder of the results files (default: results/)")
+    sw.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    sw.add_argument("--keep-cache", action="store_true", help="keep each seed's checkpoint cache (in build/sweep/)")
+    sw.set_defaults(fn=cmd_sweep)
+    rep = sub.add_parser("report", help="write the README's table of Checks from results/*.json")
+    rep.add_argument("--check", action="store_true", help="only say whether the README's table is up to date")
+    rep.set_defaults(fn=cmd_report)
     fetch = sub.add_parser("fetch", help="download a real dataset into data/ (needs internet)")
     fetch.add_argument("dataset", choices=sorted(SOURCES))
     fetch.set_defaults(fn=cmd_fetch)

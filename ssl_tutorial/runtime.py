@@ -92,14 +92,10 @@ def _choice(value: str, valid: tuple[str, ...], what: str, env: str) -> str:
     return value
 
 
-def setup(scale: str | None = None, seed: int | None = None, dataset: str | None = None,
-          device: str | None = None, verbose: bool = True) -> Config:
-    """Read the switches (arguments win over environment variables), seed everything, pick the device.
-
-    >>> cfg = setup("smoke", seed=3, verbose=False)
-    >>> cfg.image_size, cfg.seed
-    (16, 3)
-    """
+def resolve(scale: str | None = None, seed: int | str | None = None, dataset: str | None = None,
+            device: str | None = None) -> tuple[str, int, str, str]:
+    """The four switches, from the arguments or the environment, checked: a ``ValueError`` that names the
+    variable and the valid values. The CLI calls it before it starts a kernel."""
     from .data import DATASETS
 
     env = os.environ
@@ -110,12 +106,28 @@ def setup(scale: str | None = None, seed: int | None = None, dataset: str | None
         seed = int(raw_seed)
     except (TypeError, ValueError):
         raise ValueError(f"seed must be an integer (SSL_TUTORIAL_SEED), got {raw_seed!r}") from None
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer (SSL_TUTORIAL_SEED), got {seed}")
     dataset = _choice(dataset or env.get("SSL_TUTORIAL_DATASET") or "shapes", DATASETS, "dataset",
                       "SSL_TUTORIAL_DATASET")
     device = _choice(device or env.get("SSL_TUTORIAL_DEVICE") or default_device(), DEVICES, "device",
                      "SSL_TUTORIAL_DEVICE")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; unset SSL_TUTORIAL_DEVICE")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but torch sees no Apple-silicon GPU; unset SSL_TUTORIAL_DEVICE")
+    return scale, seed, dataset, device
+
+
+def setup(scale: str | None = None, seed: int | None = None, dataset: str | None = None,
+          device: str | None = None, verbose: bool = True) -> Config:
+    """Read the switches (arguments win over environment variables), seed everything, pick the device.
+
+    >>> cfg = setup("smoke", seed=3, verbose=False)
+    >>> cfg.image_size, cfg.seed
+    (16, 3)
+    """
+    scale, seed, dataset, device = resolve(scale, seed, dataset, device)
     preset = dict(PRESETS[scale])
     if dataset in ("cifar10", "stl10"):
         preset["image_size"] = max(preset["image_size"], 32)
