@@ -81,7 +81,8 @@ def execute(path: Path, timeout: int = 1800):
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no start-up warnings per run
     start = time.perf_counter()
     error = None
     try:
