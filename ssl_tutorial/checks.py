@@ -28,6 +28,7 @@ from pathlib import Path
 
 ENV = "SSL_TUTORIAL_CHECKS_JSON"
 DIRECTIONS = (">=", ">", "<=", "<")
+TOLERANCE = 1e-9  # relative: floating-point rounding never decides a claim
 
 
 @dataclass
@@ -52,7 +53,8 @@ class Claim:
         if math.isnan(self.value):
             return False
         m = self.margin
-        return m > 0 if self.direction in (">", "<") else m >= 0
+        slack = TOLERANCE * max(1.0, abs(self.threshold))  # 100 * (0.54 - 0.50) is 3.9999999999999996
+        return m > slack if self.direction in (">", "<") else m >= -slack
 
     def record(self) -> dict:
         return {**asdict(self), "margin": self.margin, "holds": self.holds}

@@ -24,6 +24,8 @@ import json
 import statistics
 from pathlib import Path
 
+from .checks import TOLERANCE
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- checks-table: begin (written by `ssl-tutorial report` from results/*.json; do not edit) -->"
 END = "<!-- checks-table: end -->"
@@ -81,8 +83,9 @@ def summarise(claim: dict) -> dict:
     if claim.get("threshold") is not None and values:
         t, d = claim["threshold"], claim["direction"]
         margins = [v - t if d.startswith(">") else t - v for v in values]
+        slack = TOLERANCE * max(1.0, abs(t))
         out["worst_margin"] = min(margins)
-        out["failed"] = sum(1 for m in margins if (m <= 0 if d in (">", "<") else m < 0))
+        out["failed"] = sum(1 for m in margins if (m <= slack if d in (">", "<") else m < -slack))
     return out
 
 

@@ -172,3 +172,11 @@ def test_the_cli_checks_its_switches_before_it_starts_a_kernel(env, argv, words,
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_floating_point_rounding_never_decides_a_claim():
+    check = Checks()
+    assert check.at_least("gain", 100 * (0.54 - 0.50), 4).holds  # 3.9999999999999996
+    assert not check.above("strict", 100 * (0.54 - 0.50), 4).holds
+    assert not check.at_least("clearly below", 3.99, 4).holds
+    assert results.summarise(_claim({1: 100 * (0.54 - 0.50)}, threshold=4.0))["failed"] == 0
