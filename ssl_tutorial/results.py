@@ -150,7 +150,9 @@ def render(folder: Path | None = None, scales=("smoke", "cpu")) -> str:
     note = ("Swept " + "; ".join(seeds) + ". Values are in each claim's own unit (pts: percentage points). "
             "The worst margin is how far the worst seed is on the passing side of the threshold; "
             "a claim in parentheses is recorded but not asserted at that scale.") if seeds else "Nothing swept yet."
-    return "\n".join([BEGIN, "", note, "", *lines, "", END])
+    notes = [f"- {s}, {nb}: {data[s]['notebooks'][nb]['note']}" for s in scales for nb in names
+             if data[s]["notebooks"].get(nb, {}).get("note")]
+    return "\n".join([BEGIN, "", note, "", *lines, "", *notes, *([""] if notes else []), END])
 
 
 def _seed_range(seeds: list[int]) -> str:

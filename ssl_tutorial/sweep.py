@@ -126,6 +126,15 @@ def print_summary(stem: str, entry: dict, file=None) -> int:
     return bad + len(entry["errors"])
 
 
+def _write(runs: dict[str, dict[int, dict]], scale: str, out: Path | None) -> Path:
+    """Merge the runs so far into results/<scale>.json (re-read first: another sweep may have written)."""
+    data = results.load(scale, out)
+    for stem, by_seed in runs.items():
+        if by_seed:
+            data["notebooks"][stem] = merge(data["notebooks"].get(stem), collect(stem, by_seed))
+    return results.save(data, out)
+
+
 def sweep(paths: list[Path], scale: str, seeds: list[int], out: Path | None = None, timeout: int = 1800,
           keep_cache: bool = False, failed_dir: Path | None = None) -> int:
     """Run every notebook at every seed; print the per-claim summary; write results/<scale>.json.
@@ -169,17 +178,15 @@ def sweep(paths: list[Path], scale: str, seeds: list[int], out: Path | None = No
                 bar.update(1)
             if not keep_cache:
                 shutil.rmtree(cache, ignore_errors=True)
+            _write(runs, scale, out)  # after every seed: a sweep stopped half-way keeps what it measured
     finally:
         bar.close()
         os.environ.clear()
         os.environ.update(env_before)
         shutil.rmtree(work, ignore_errors=True)
-    data = results.load(scale, out)
     bad = 0
     for stem, by_seed in runs.items():
-        entry = collect(stem, by_seed)
-        bad += print_summary(stem, entry)
-        data["notebooks"][stem] = merge(data["notebooks"].get(stem), entry)
-    path = results.save(data, out)
+        bad += print_summary(stem, collect(stem, by_seed))
+    path = _write(runs, scale, out)
     print(f"\nwrote {path}" + ("" if not bad else f"; {bad} failure(s): see above and build/sweep/"))
     return 1 if bad else 0
