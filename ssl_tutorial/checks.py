@@ -10,10 +10,11 @@ claims, then verifies them all at once::
     check.at_most("pretext accuracy without an 'up' (%)", acc, 30)
     check.at_least("kNN gain (pts)", knn_gain, 5, asserted=cfg.scale != "smoke")  # shown at smoke, asserted at cpu
     check.show("context gain (nats)", context_gain)  # printed and recorded, never asserted
-    check.verify()
+    failures = check.verify()
+    assert not failures, failures
 
-``verify()`` prints one table (claim, value, threshold, margin, holds) and raises an ``AssertionError``
-that names *every* failing claim, not only the first. The margin is how far the value is on the right
+``verify()`` prints one table (claim, value, threshold, margin, holds) and returns a line naming *every*
+failing claim, not only the first; the notebook's ``assert`` raises with it. The margin is how far the value is on the right
 side of its threshold (negative: the claim fails). When ``SSL_TUTORIAL_CHECKS_JSON`` names a file, the
 claims are also written there, which is how ``ssl-tutorial sweep`` collects them over many seeds.
 """
@@ -61,7 +62,7 @@ class Claim:
 
 
 class Checks:
-    """Collects a notebook's claims; ``verify()`` prints them and asserts them all together."""
+    """Collects a notebook's claims; ``verify()`` prints them and names every one that fails."""
 
     def __init__(self, cfg=None, notebook: str | None = None):
         self.scale = getattr(cfg, "scale", None)
@@ -72,16 +73,12 @@ class Checks:
     def claim(self, name: str, value, direction: str, threshold, asserted: bool = True) -> Claim:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-        if any(c.name == name for c in self.claims):
-            raise ValueError(f"claim {name!r} is recorded twice; give each claim its own name")
         try:
             value, threshold = float(value), float(threshold)
         except (TypeError, ValueError):
             raise TypeError(f"claim {name!r}: value and threshold must be numbers, got {value!r} and {threshold!r}") \
                 from None
-        c = Claim(name, value, threshold, direction, bool(asserted))
-        self.claims.append(c)
-        return c
+        return self._add(Claim(name, value, threshold, direction, bool(asserted)))
 
     def at_least(self, name: str, value, threshold, asserted: bool = True) -> Claim:
         return self.claim(name, value, ">=", threshold, asserted)
@@ -97,11 +94,13 @@ class Checks:
 
     def show(self, name: str, value) -> Claim:
         """A measured number worth seeing (and sweeping) that the notebook does not assert."""
-        if any(c.name == name for c in self.claims):
-            raise ValueError(f"claim {name!r} is recorded twice; give each claim its own name")
-        c = Claim(name, float(value), None, "", False)
-        self.claims.append(c)
-        return c
+        return self._add(Claim(name, float(value), None, "", False))
+
+    def _add(self, claim: Claim) -> Claim:
+        if any(c.name == claim.name for c in self.claims):
+            raise ValueError(f"claim {claim.name!r} is recorded twice; give each claim its own name")
+        self.claims.append(claim)
+        return claim
 
     def table(self):
         import pandas as pd
@@ -141,14 +140,16 @@ class Checks:
     def failures(self) -> list[Claim]:
         return [c for c in self.claims if c.asserted and not c.holds]
 
-    def verify(self) -> None:
-        """Print the table, record the claims if asked to, and raise naming every failing claim."""
+    def verify(self) -> str:
+        """Print the table, record the claims if asked to, and return the failing claims, one line naming
+        each ('' when all hold). The notebook asserts on it: ``failures = check.verify(); assert not failures, failures``."""
         if not self.claims:
             raise ValueError("no claims recorded; call at_least / at_most before verify()")
         print(self.table().to_string())
         self.write()
         failed = self.failures()
-        if failed:
-            listed = "; ".join(f"{c.name}: {c.value:.3g} is not {c.direction} {c.threshold:g}" for c in failed)
-            raise AssertionError(f"{len(failed)} of {sum(c.asserted for c in self.claims)} claims fail "
-                                 f"(scale {self.scale}, seed {self.seed}): {listed}")
+        if not failed:
+            return ""
+        listed = "; ".join(f"{c.name}: {c.value:.3g} is not {c.direction} {c.threshold:g}" for c in failed)
+        return (f"{len(failed)} of {sum(c.asserted for c in self.claims)} claims fail "
+                f"(scale {self.scale}, seed {self.seed}): {listed}")

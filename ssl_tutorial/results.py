@@ -96,7 +96,7 @@ def _num(x) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
 
 
-def _cell(claim: dict | None, seeds: int) -> tuple[str, str, str]:
+def _cell(claim: dict | None) -> tuple[str, str, str]:
     """(rule, measured, worst margin / fails) for one scale."""
     if claim is None:
         return "—", "—", "—"
@@ -123,7 +123,10 @@ def render(folder: Path | None = None, scales=("smoke", "cpu")) -> str:
         for nb in data[s]["notebooks"]:
             if nb not in names:
                 names.append(nb)
-    names.sort(key=_notebook_order)
+    from .cli import all_notebooks
+
+    order = [p.stem for p in all_notebooks()]
+    names.sort(key=lambda stem: (order.index(stem) if stem in order else len(order), stem))
     head = ["notebook", "claim"]
     for s in scales:
         head += [f"{s}: rule", f"{s}: min / median / max", f"{s}: worst margin; fails"]
@@ -138,7 +141,7 @@ def render(folder: Path | None = None, scales=("smoke", "cpu")) -> str:
             row = [nb, c]
             for s in scales:
                 entry = data[s]["notebooks"].get(nb)
-                row += _cell(entry["claims"].get(c) if entry else None, len(entry["seeds"]) if entry else 0)
+                row += _cell(entry["claims"].get(c) if entry else None)
             lines.append("| " + " | ".join(row) + " |")
     seeds = []
     for s in scales:
@@ -160,13 +163,6 @@ def _seed_range(seeds: list[int]) -> str:
     if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
         return f"{seeds[0]}-{seeds[-1]}"
     return ",".join(map(str, seeds))
-
-
-def _notebook_order(stem: str):
-    from .cli import all_notebooks
-
-    order = [p.stem for p in all_notebooks()]
-    return (order.index(stem) if stem in order else len(order), stem)
 
 
 def update_readme(readme: Path | None = None, folder: Path | None = None) -> bool:

@@ -142,6 +142,7 @@ def sweep(paths: list[Path], scale: str, seeds: list[int], out: Path | None = No
     Returns 0 when every asserted claim held at every seed and every run reached its Check, else 1.
     Executed copies of failed runs are written to ``failed_dir`` (default build/sweep/).
     """
+    import nbformat
     from tqdm.auto import tqdm
 
     from .cli import execute
@@ -170,8 +171,6 @@ def sweep(paths: list[Path], scale: str, seeds: list[int], out: Path | None = No
                 runs[path.stem][seed] = {"seconds": seconds, "error": error, "claims": claims,
                                          "check_failed": check_failed}
                 if error:
-                    import nbformat
-
                     failed_dir.mkdir(parents=True, exist_ok=True)
                     nbformat.write(nb, failed_dir / f"{path.stem}-{scale}-seed{seed}.ipynb")
                     bar.write(f"{path.stem}, seed {seed}: {error[:300]}")
