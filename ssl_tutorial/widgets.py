@@ -46,6 +46,22 @@ def _two_controls(a, b, draw):
     return w.VBox([w.HBox([a, b]), _interactive(both, lambda v: draw(a.value, b.value))])
 
 
+def _many_controls(controls, draw, columns=None):
+    """Several controls (laid out in ``columns``, lists of controls, if given) and an output area that
+    shows ``draw()`` whenever any of them changes."""
+    import ipywidgets as w
+
+    every = w.Text(value="", layout=w.Layout(display="none"))  # one value that changes with any control
+
+    def sync(change=None):
+        every.value = "|".join(repr(c.value) for c in controls)
+
+    for c in controls:
+        c.observe(sync, names="value")
+    layout = w.HBox([w.VBox(list(col)) for col in columns]) if columns else w.VBox(list(controls))
+    return w.VBox([layout, _interactive(every, lambda v: draw())])
+
+
 def factor_explorer(points, factors, options=("shape_name", "superclass_name", "colour_name", "texture_name",
                                               "domain_name", "scale", "rotation"), value: str = "shape_name"):
     """A dropdown that recolours a 2-D embedding by any factor of the shapes world.
@@ -145,3 +161,31 @@ def budget_explorer(points, groups, target_points, order, curve, value: int):
     slider = w.IntSlider(value=value, min=1, max=len(order), step=max(1, len(order) // 50), description="budget",
                          continuous_update=False)
     return fig, _interactive(slider, lambda b: coreset_budget(points, groups, target_points, order, curve, b))
+
+
+def direction_sliders(generators: dict, limit: float = 3.0, nrow: int = 4):
+    """One slider per latent direction for each generator, the generators side by side (chapter 5).
+
+    ``generators`` maps a name to ``(model, directions, z)``: directions (k, latent_dim) and the codes z
+    (N, latent_dim) to start from. Each generator draws ``model.generate(z + sum_j alpha_j v_j)`` with its
+    own sliders' values alpha_j. Returns ``(figure for all sliders at 0, widget)``; the figure comes from
+    :func:`latent_plots.generated_side_by_side`.
+    """
+    import ipywidgets as w
+
+    from .latent_plots import generated_side_by_side
+
+    sliders = {name: [w.FloatSlider(value=0.0, min=-limit, max=limit, step=0.25, description=f"{name} d{j + 1}",
+                                    continuous_update=False, style={"description_width": "initial"})
+                      for j in range(len(directions))]
+               for name, (_, directions, _) in generators.items()}
+
+    def draw():
+        images = {}
+        for name, (model, directions, z) in generators.items():
+            shift = sum(s.value * v / v.norm() for s, v in zip(sliders[name], directions))
+            images[name] = model.generate(z + shift)
+        return generated_side_by_side(images, nrow=nrow)
+
+    controls = [s for column in sliders.values() for s in column]
+    return draw(), _many_controls(controls, draw, columns=list(sliders.values()))

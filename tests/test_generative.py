@@ -1,10 +1,19 @@
-"""Chapter 5 building blocks (no notebooks yet): the tiny DDPM and the Householder projector."""
+"""Chapter 5 building blocks: the tiny DDPM, the Householder projector and what a latent direction changes."""
 import pytest
 import torch
 
 from ssl_tutorial import Dataset, fit
+from ssl_tutorial.directions import image_change, single_factor_share
 from ssl_tutorial.methods.diffusion import BLOCKS, DDPM, linear_schedule, q_sample
-from ssl_tutorial.methods.householder import HouseholderLinear, LatentVAE, householder_product, single_factor_share, traverse
+from ssl_tutorial.methods.householder import (
+    HouseholderLinear,
+    LatentVAE,
+    from_svd,
+    householder_product,
+    householder_vectors,
+    rotate_basis,
+    traverse,
+)
 
 
 # -- diffusion --------------------------------------------------------------------------------
@@ -111,3 +120,69 @@ def test_householder_bad_input():
         LatentVAE(first="conv")
     with pytest.raises(ValueError, match="shape"):
         householder_product(torch.randn(3))
+
+
+@pytest.mark.parametrize("n, r", [(8, 1), (16, 3), (64, 6), (512, 8), (6, 5)])
+def test_householder_vectors_invert_the_product(n, r):
+    Q = torch.linalg.qr(torch.randn(n, r, dtype=torch.float64))[0]
+    assert torch.allclose(householder_product(householder_vectors(Q), r), Q, atol=1e-8)
+    I = torch.eye(n, r, dtype=torch.float64)  # the degenerate case: columns already on the axes
+    assert torch.allclose(householder_product(householder_vectors(I), r), I, atol=1e-8)
+
+
+def test_a_square_basis_is_set_up_to_a_joint_sign_flip():
+    Q = torch.linalg.qr(torch.randn(5, 5, dtype=torch.float64))[0]
+    if torch.linalg.det(Q) * (-1) ** 5 < 0:
+        Q[:, 0] = -Q[:, 0]  # now det(Q) = (-1)^5: a product of 5 reflections
+    assert torch.allclose(householder_product(householder_vectors(Q), 5), Q, atol=1e-8)
+    Q[:, 0] = -Q[:, 0]
+    with pytest.raises(ValueError, match="flip"):
+        householder_vectors(Q)
+    layer = HouseholderLinear(5, 20, rank=5)  # V is square: set_factors flips a column of U and V together
+    U = torch.linalg.qr(torch.randn(20, 5))[0]
+    layer.set_factors(U, Q.float())
+    assert torch.allclose(layer.weight, U @ Q.float().T, atol=1e-5)
+
+
+def _small_vae(first, latent_dim=12, rank=3):
+    torch.manual_seed(0)
+    vae = LatentVAE(latent_dim=latent_dim, size=16, first=first, rank=rank, width=16, widths=(8, 8))
+    for p in vae.parameters():  # away from the initialisation, as after training
+        p.data += 0.05 * torch.randn_like(p)
+    return vae
+
+
+def test_rotating_the_basis_leaves_the_generator_unchanged():
+    vae = _small_vae("householder")
+    R = torch.linalg.qr(torch.randn(3, 3))[0]
+    rotated = rotate_basis(vae, R)
+    z = torch.randn(8, 12)
+    assert torch.allclose(rotated.generate(z), vae.generate(z), atol=1e-5)
+    d, d_rot = vae.directions()[0], rotated.directions()[0]
+    assert torch.allclose(d_rot, R.T @ d, atol=1e-5) and not torch.allclose(d_rot, d, atol=1e-2)
+    with pytest.raises(ValueError, match="householder"):
+        rotate_basis(_small_vae("linear"), R)
+
+
+def test_from_svd_starts_from_the_trained_layer_with_unit_spectrum():
+    linear = _small_vae("linear", latent_dim=6, rank=6)
+    start = from_svd(linear, rank=6)
+    W = linear.decoder.first.weight.detach()
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    assert torch.allclose(start.decoder.first.weight, U @ Vh, atol=1e-5)  # S replaced by I
+    assert torch.allclose(start.directions()[0].abs(), Vh.abs(), atol=1e-4)  # the SeFa directions
+    copied = linear.state_dict()
+    assert all(torch.equal(v, copied[k]) for k, v in start.state_dict().items() if not k.startswith("decoder.first."))
+    with pytest.raises(ValueError, match="linear"):
+        from_svd(start, rank=3)
+
+
+def test_image_change_is_zero_for_ignored_directions():
+    vae = _small_vae("householder")
+    _, V = vae.decoder.first.factors()
+    null = torch.linalg.svd(V.T.detach(), full_matrices=True)[2][3:]  # directions orthogonal to V's columns
+    z = torch.randn(16, 12)
+    changes = image_change(vae, z, torch.cat([vae.directions()[0], null[:2]]))
+    assert (changes[:3] > 1e-3).all() and (changes[3:] < 1e-5).all()
+    with pytest.raises(ValueError, match="directions"):
+        image_change(vae, z, torch.randn(2, 5))

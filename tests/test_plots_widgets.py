@@ -230,3 +230,36 @@ def test_coreset_budget_and_explorer(monkeypatch):
     box.children[0].value = 8
     assert drawn == [4, 8]
     plt.close("all")
+
+
+def test_latent_figures_and_direction_sliders(monkeypatch):
+    import pandas as pd
+    import torch
+
+    from ssl_tutorial import latent_plots
+    from ssl_tutorial.methods.householder import LatentVAE
+
+    fig = latent_plots.direction_strengths({"a": np.array([2.0, 1.0, 0.2]), "b": np.ones(6)}, meaningful=0.25)
+    bars = [p.get_height() for p in fig.axes[0].patches]
+    assert bars == pytest.approx([1.0, 0.5, 0.1]), "each generator divided by its strongest direction"
+    effects = pd.DataFrame({"shape": [1.0, 0.1], "hue": [0.0, 0.9]}, index=["d1", "d2"])
+    assert latent_plots.factor_effects({"x": effects, "y": effects}).axes
+    drawn = []
+    original = latent_plots.generated_side_by_side
+
+    def spy(images, nrow=4):
+        drawn.append({k: v.clone() for k, v in images.items()})
+        return original(images, nrow=nrow)
+
+    monkeypatch.setattr(latent_plots, "generated_side_by_side", spy)
+    vae = LatentVAE(latent_dim=8, size=16, first="householder", rank=2, width=16, widths=(8, 8))
+    z = torch.randn(4, 8)
+    directions = vae.directions()[0]
+    fig, box = widgets.direction_sliders({"H": (vae, directions, z), "H too": (vae, directions, z)})
+    columns = box.children[0].children
+    assert len(columns) == 2 and len(columns[0].children) == 2, "one column of sliders per generator"
+    columns[0].children[0].value = 2.5  # the reader drags the first direction of the first generator
+    assert len(drawn) == 2, "the figure for the sliders at 0, then one redraw"
+    assert not torch.allclose(drawn[1]["H"], drawn[0]["H"], atol=1e-4), "the dragged generator's images change"
+    assert torch.allclose(drawn[1]["H too"], drawn[0]["H too"]), "the other generator's do not"
+    plt.close("all")

@@ -1,15 +1,16 @@
 """Householder projector: latent directions from an orthogonal, low-rank, equal-spectrum first layer.
 
 Song, Zhang, Sebe & Wang, "Householder Projector for Unsupervised Latent Semantics Discovery",
-ICCV 2023. To be taught in notebooks/05_generative/02_latent_directions.ipynb (issue 5: not written
-yet, because the claim has not shown up at this scale; see the README).
+ICCV 2023. Taught in notebooks/05_generative/01_latent_directions.ipynb; what a direction changes is
+measured in ``ssl_tutorial/directions.py``.
 
 A generator G(z) = D(A z + b) starts with a linear projection A of the latent code. SeFa (Shen &
 Zhou, 2021) finds "semantic" directions in closed form: the right singular vectors of A, i.e. the
 eigenvectors of A^T A -- the unit directions n that change the first features most, max ||A n||.
-With an unconstrained A these directions come with a spread of singular values, and, the paper
-observes, the leading ones tend to lump several factors together (not reproduced at this scale yet:
-see the README).
+With an unconstrained A these directions come with a spread of singular values. The paper's
+abstract makes two claims about them: (a) the large dimensionality of A gives "meaningless
+variations" among the directions (most of them barely change the image), and (b) without
+orthogonality the top directions are entangled.
 
 The Householder projector builds A from orthogonal pieces with an **equal spectrum**:
 
@@ -21,15 +22,18 @@ so U and V have orthonormal columns for any vectors u_i, v_i (trained freely by 
 rank(A) = r, and every direction v_j = V[:, j] moves the first features by the same amount. The
 directions are read off V directly (with equal singular values any basis of the row space is an SVD,
 so ``torch.linalg.svd`` would pick one at random; V is the one the generator was trained with).
-The paper fine-tunes StyleGAN2/3 with this layer; here a small VAE decoder for the shapes world is
-trained from scratch with either first layer (``first="householder"`` or ``"linear"``), because a
-VAE trains reliably on a CPU in seconds and a GAN does not.
+A symmetry follows from S = I: for any r x r rotation R, (U R, V R) gives the same A = U R R^T V^T,
+so *which* orthonormal basis of the row space the directions are is decided by the initialisation,
+not by the loss (``rotate_basis``). The paper therefore starts from a pretrained generator: U and
+V from the SVD of its first layer, S = I, then fine-tunes (``from_svd``). Here a small VAE decoder
+for the shapes world is trained with either first layer (``first="householder"`` or ``"linear"``),
+because a VAE trains reliably on a CPU in seconds and a GAN does not.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,6 +60,30 @@ def householder_product(vectors: torch.Tensor, n_columns: int | None = None) -> 
         v = v / v.norm().clamp_min(1e-12)
         Q = Q - 2 * v[:, None] * (v @ Q)[None, :]
     return Q
+
+
+def householder_vectors(Q: torch.Tensor) -> torch.Tensor:
+    """Reflection vectors (r, n) whose product's first r columns are ``Q`` (n, r, orthonormal columns):
+    the inverse of :func:`householder_product`, by Householder QR with a positive diagonal."""
+    if Q.ndim != 2 or Q.shape[1] > Q.shape[0]:
+        raise ValueError(f"Q must have shape (n, r) with r <= n, got {tuple(Q.shape)}")
+    if not torch.allclose(Q.T @ Q, torch.eye(Q.shape[1], dtype=Q.dtype, device=Q.device), atol=1e-4):
+        raise ValueError("Q must have orthonormal columns (Q^T Q = I)")
+    n, r = Q.shape
+    R, vectors = Q.clone(), []
+    for j in range(r):  # H(v_j) maps column j to e_j, leaving columns < j alone
+        x = R[:, j].clone()
+        x[:j] = 0
+        v = x - x.norm() * torch.eye(n, dtype=Q.dtype, device=Q.device)[j]
+        if v.norm() < 1e-6:  # already e_j: any reflection that fixes e_j will do, e.g. across the last axis
+            if j == n - 1:  # ... unless no axis is left: r = n reflections always have det (-1)^n
+                raise ValueError(f"a square Q with det {(-1) ** (n + 1)} is not a product of {n} reflections; "
+                                 "flip the sign of one column")
+            v = torch.eye(n, dtype=Q.dtype, device=Q.device)[n - 1]
+        v = v / v.norm()
+        R = R - 2 * v[:, None] * (v @ R)[None, :]
+        vectors.append(v)
+    return torch.stack(vectors)  # Q = H(v_1) ... H(v_r) [:, :r] because H(v_r) ... H(v_1) Q = I[:, :r]
 
 
 class HouseholderLinear(nn.Module):
@@ -93,6 +121,18 @@ class HouseholderLinear(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         U, V = self.factors()
         return (z @ V) @ U.T + self.bias
+
+    @torch.no_grad()
+    def set_factors(self, U: torch.Tensor, V: torch.Tensor) -> None:
+        """Make the layer's factors exactly ``U`` (out_dim, rank) and ``V`` (in_dim, rank)."""
+        if U.shape != (self.out_dim, self.rank) or V.shape != (self.in_dim, self.rank):
+            raise ValueError(f"U and V must have shapes {(self.out_dim, self.rank)} and {(self.in_dim, self.rank)}, "
+                             f"got {tuple(U.shape)} and {tuple(V.shape)}")
+        if self.rank == self.in_dim and torch.linalg.det(V.double()) * (-1) ** self.rank < 0:
+            U, V = U.clone(), V.clone()  # a square V needs det (-1)^rank: flip one column of both (same U V^T)
+            U[:, -1], V[:, -1] = -U[:, -1], -V[:, -1]
+        self.u.data = householder_vectors(U.to(self.u)).contiguous()
+        self.v.data = householder_vectors(V.to(self.v)).contiguous()
 
 
 class Decoder(nn.Module):
@@ -139,7 +179,7 @@ class LatentVAE(nn.Module):
         self.decoder = Decoder(latent_dim, size, width, first, rank)
         self.latent_dim, self.size, self.rank, self.beta = latent_dim, size, rank, beta
         self.hparams = {"latent_dim": latent_dim, "size": size, "first": first, "rank": rank, "width": width,
-                        "beta": beta}
+                        "beta": beta, "widths": tuple(widths)}
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of each image."""
@@ -178,95 +218,35 @@ class LatentVAE(nn.Module):
             return Vh[:k].cpu(), S[:k].cpu()
 
 
+def rotate_basis(model: LatentVAE, R: torch.Tensor) -> LatentVAE:
+    """A copy of a Householder VAE with (U, V) replaced by (U R, V R) for an r x r rotation R: the same
+    generator (A = U R R^T V^T = U V^T), other directions."""
+    if not isinstance(model.decoder.first, HouseholderLinear):
+        raise ValueError("rotate_basis needs a VAE with first='householder'")
+    rotated = copy.deepcopy(model)
+    U, V = model.decoder.first.factors()
+    rotated.decoder.first.set_factors(U @ R, V @ R)
+    return rotated
+
+
+def from_svd(model: LatentVAE, rank: int) -> LatentVAE:
+    """The paper's recipe: a Householder VAE that starts from a trained unconstrained one. Its first layer
+    is U_r V_r^T from the top-``rank`` SVD of the trained layer (S set to I); encoder and the rest of the
+    decoder are copied. Fine-tune it with ``fit(..., init=False)``."""
+    first = model.decoder.first
+    if isinstance(first, HouseholderLinear):
+        raise ValueError("from_svd needs a VAE with first='linear'")
+    new = LatentVAE(**dict(model.hparams, first="householder", rank=rank))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("decoder.first.")}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("decoder.first.") for k in missing), (missing, unexpected)
+    U, _, Vh = torch.linalg.svd(first.weight.detach().cpu(), full_matrices=False)
+    new.decoder.first.set_factors(U[:, :rank], Vh[:rank].T)
+    new.decoder.first.bias.data.copy_(first.bias.detach().cpu())
+    return new
+
+
 def traverse(model: LatentVAE, z: torch.Tensor, direction: torch.Tensor, alphas) -> torch.Tensor:
     """Images G(z + alpha * direction) for every alpha: shape (len(alphas), N, 3, H, W)."""
     direction = direction / direction.norm()
     return torch.stack([model.generate(z + float(a) * direction) for a in alphas])
-
-
-# -- measuring what a direction changes ---------------------------------------------------------
-FACTORS = ("shape", "hue", "scale", "rotation", "x", "y")
-
-
-def factor_targets(factors) -> torch.Tensor:
-    """Regression targets from a shapes-world factor table: shape index, then cos/sin of the hue,
-    scale, rotation, x and y (N, 7), the float columns to be standardised by the regressor."""
-    hue = np.deg2rad(factors["hue"].to_numpy())
-    cols = [factors["shape"].to_numpy(), np.cos(hue), np.sin(hue)] + \
-        [factors[c].to_numpy() for c in ("scale", "rotation", "x", "y")]
-    return torch.tensor(np.stack(cols, 1), dtype=torch.float32)
-
-
-class FactorRegressor(nn.Module):
-    """A ConvNet trained on real images to read every factor off a picture: the shape class
-    (cross-entropy) and the standardised continuous factors (squared error)."""
-
-    def __init__(self, backbone: nn.Module, n_classes: int, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.out_dim, n_classes + 6)
-        self.register_buffer("mean", mean.float())
-        self.register_buffer("std", std.float())
-        self.n_classes = n_classes
-        self.hparams = {"n_classes": n_classes}
-
-    def loss(self, batch):
-        images, targets = batch
-        out = self.head(self.backbone(images))
-        logits, reg = out[:, :self.n_classes], out[:, self.n_classes:]
-        y = (targets[:, 1:] - self.mean) / self.std
-        ce = F.cross_entropy(logits, targets[:, 0].long())
-        return ce + F.mse_loss(reg, y), {"acc": (logits.argmax(1) == targets[:, 0].long()).float().mean()}
-
-    @torch.no_grad()
-    def read(self, images: torch.Tensor, batch_size: int = 512) -> dict[str, torch.Tensor]:
-        """Each factor of each image: shape (class index), hue (degrees), scale, rotation, x, y (CPU)."""
-        self.eval()
-        device = self.mean.device
-        outs = [self.head(self.backbone(images[i:i + batch_size].to(device))).cpu()
-                for i in range(0, len(images), batch_size)]
-        out = torch.cat(outs)
-        reg = out[:, self.n_classes:] * self.std.cpu() + self.mean.cpu()
-        return {"shape": out[:, :self.n_classes].argmax(1),
-                "hue": torch.rad2deg(torch.atan2(reg[:, 1], reg[:, 0])) % 360,
-                "scale": reg[:, 2], "rotation": reg[:, 3], "x": reg[:, 4], "y": reg[:, 5]}
-
-
-def _difference(name: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    if name == "shape":
-        return (a != b).float()
-    if name == "hue":
-        d = (a - b).abs() % 360
-        return torch.minimum(d, 360 - d)
-    return (a - b).abs()
-
-
-def direction_effects(model: LatentVAE, regressor: FactorRegressor, directions: torch.Tensor, n: int = 256,
-                      alpha: float = 1.5, seed: int = 0, factors=FACTORS):
-    """How much each direction changes each factor, in units of the factor's natural variation.
-
-    For n codes z from the prior, compare the factors read off G(z - alpha v) and G(z + alpha v); divide
-    the mean change by the mean change between two *independent* samples G(z), G(z'). A value of 1 means
-    the direction moves that factor as much as drawing a new image does. Returns a DataFrame
-    (directions x factors). Measured: when a VAE's codes do not fill the prior (an unconstrained first
-    layer left every posterior sigma near 0.1), its prior samples are poor and every direction seems to
-    change everything; starting from posterior means of real images is then the fairer comparison.
-    """
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=g)
-    z2 = torch.randn(n, model.latent_dim, generator=g)
-    base = regressor.read(model.generate(z))
-    other = regressor.read(model.generate(z2))
-    scale = {f: _difference(f, base[f], other[f]).mean().clamp_min(1e-6) for f in factors}
-    rows = []
-    for v in directions:
-        v = v / v.norm()
-        lo = regressor.read(model.generate(z - alpha * v))
-        hi = regressor.read(model.generate(z + alpha * v))
-        rows.append({f: float(_difference(f, lo[f], hi[f]).mean() / scale[f]) for f in factors})
-    return pd.DataFrame(rows, index=[f"d{j + 1}" for j in range(len(directions))])
-
-
-def single_factor_share(effects):
-    """Per direction: the largest factor change divided by the sum of all factor changes (1 = one factor)."""
-    return effects.max(axis=1) / effects.sum(axis=1).clip(lower=1e-9)
