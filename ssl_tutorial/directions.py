@@ -88,20 +88,20 @@ def _difference(name: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs()
 
 
-def direction_effects(model, regressor: FactorRegressor, directions: torch.Tensor, n: int = 256,
-                      alpha: float = 1.5, seed: int = 0, factors=FACTORS):
+def direction_effects(model, regressor: FactorRegressor, directions: torch.Tensor, z: torch.Tensor | None = None,
+                      n: int = 256, alpha: float = 1.5, seed: int = 0, factors=FACTORS):
     """How much each direction changes each factor, in units of the factor's natural variation.
 
-    For n codes z from the prior, compare the factors read off G(z - alpha v) and G(z + alpha v); divide
-    the mean change by the mean change between two *independent* samples G(z), G(z'). A value of 1 means
-    the direction moves that factor as much as drawing a new image does. Returns a DataFrame
-    (directions x factors). Measured: when a VAE's codes do not fill the prior (an unconstrained first
-    layer left every posterior sigma near 0.1), its prior samples are poor and every direction seems to
-    change everything; starting from posterior means of real images is then the fairer comparison.
+    For codes z, compare the factors read off G(z - alpha v) and G(z + alpha v); divide the mean change
+    by the mean change between two *different* images, G(z) and G(z') with z' the same codes shuffled.
+    A value of 1 means the direction moves that factor as much as drawing another image does. Returns a
+    DataFrame (directions x factors). ``z`` defaults to ``n`` codes from the prior. Measured: when a
+    VAE's codes do not fill the prior, its prior samples are poor and every direction seems to change
+    everything; give the posterior means of real images as ``z`` then.
     """
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=g)
-    z2 = torch.randn(n, model.latent_dim, generator=g)
+    z = torch.randn(n, model.latent_dim, generator=g) if z is None else z.cpu()
+    z2 = z[torch.randperm(len(z), generator=g)]
     base = regressor.read(model.generate(z))
     other = regressor.read(model.generate(z2))
     scale = {f: _difference(f, base[f], other[f]).mean().clamp_min(1e-6) for f in factors}

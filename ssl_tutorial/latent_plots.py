@@ -13,8 +13,8 @@ import torch
 def direction_strengths(changes: dict[str, np.ndarray], meaningful: float | None = None):
     """One bar per direction, in each generator's own order: its image change divided by that
     generator's largest. ``meaningful`` draws the fraction a direction must reach to count."""
-    fig, axes = plt.subplots(1, len(changes), figsize=(4.2 * len(changes), 2.8), squeeze=False,
-                             gridspec_kw={"width_ratios": [max(len(c), 6) for c in changes.values()]})
+    fig, axes = plt.subplots(1, len(changes), figsize=(4.2 * len(changes) + 2, 2.8), squeeze=False,
+                             gridspec_kw={"width_ratios": [max(len(c), 24) for c in changes.values()]})
     for ax, (name, change) in zip(axes[0], changes.items()):
         ratio = np.asarray(change, dtype=float) / max(float(np.max(change)), 1e-12)
         colours = ["tab:blue" if meaningful is None or r >= meaningful else "tab:gray" for r in ratio]
@@ -22,6 +22,7 @@ def direction_strengths(changes: dict[str, np.ndarray], meaningful: float | None
         if meaningful is not None:
             ax.axhline(meaningful, color="tab:red", ls="--", lw=1)
         ax.set(title=name, xlabel="direction", ylim=(0, 1.05))
+        ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0, 0].set_ylabel("image change / largest")
     fig.tight_layout()
     return fig
