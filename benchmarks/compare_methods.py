@@ -1,7 +1,10 @@
 """Chapter 1's methods side by side on the same shapes world: linear probe, kNN and k-means NMI of the
 shape class from each backbone's global features, per seed.
 
-    python benchmarks/compare_methods.py [--scale cpu] [--seeds 0 1 2] [--methods rotnet simclr swav obow]
+    python benchmarks/compare_methods.py [--scale cpu] [--seeds 0 1 2] [--methods rotnet simclr swav obow] [--save]
+
+``--save`` stores the per-seed table in ``results/<scale>.json`` (``benchmarks/compare_methods``), from
+which ``ssl-tutorial report`` writes the README's table.
 
 Each method is trained with its notebook's recipe (steps, batch, views, hyper-parameters; keep them in
 sync) and the notebook's cache name, so a model a notebook already trained at that scale and seed is
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--scale", default="cpu", choices=["smoke", "cpu", "gpu"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--save", action="store_true", help="store the table in results/<scale>.json")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
@@ -94,6 +98,29 @@ def main() -> None:
     print(f"\nshape class, {args.scale} scale, seeds {' / '.join(map(str, args.seeds))}:")
     per_seed = table.groupby("method", sort=False).agg(lambda v: " / ".join(f"{x:.3g}" for x in v))
     print(per_seed.drop(columns="seed").to_string())
+    if args.save:
+        save(per_seed.drop(columns="seed"), args.scale, args.seeds)
+
+
+NAMES = {"random init": "random init", "rotnet": "RotNet", "simclr": "SimCLR", "swav": "SwAV",
+         "obow": "OBoW (the teacher sees the object alone)"}
+COLUMNS = {"kNN (%)": "kNN, k = 20 (%)", f"NMI, k-means K={K_MEANS}": f"NMI of k-means, K = {K_MEANS}"}
+
+
+def save(per_seed: pd.DataFrame, scale: str, seeds) -> None:
+    """Store the table in ``results/<scale>.json`` for the README (``ssl-tutorial report``)."""
+    import datetime
+
+    from ssl_tutorial import results
+
+    data = results.load(scale)
+    data["tables"]["benchmarks/compare_methods"] = {
+        "source": "`python benchmarks/compare_methods.py --scale " + scale + " --save`: each method trained with its "
+                  "notebook's recipe on the same shapes world, the shape class read from its backbone's global features",
+        "seeds": list(seeds), "date": datetime.date.today().isoformat(), "index_name": "backbone",
+        "columns": [COLUMNS.get(c, c) for c in per_seed.columns],
+        "index": [NAMES.get(m, m) for m in per_seed.index], "data": per_seed.to_numpy().tolist()}
+    print(f"wrote {results.save(data)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Layout of ``results/<scale>.json``::
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -155,7 +156,27 @@ def render(folder: Path | None = None, scales=("smoke", "cpu")) -> str:
             "a claim in parentheses is recorded but not asserted at that scale.") if seeds else "Nothing swept yet."
     notes = [f"- {s}, {nb}: {data[s]['notebooks'][nb]['note']}" for s in scales for nb in names
              if data[s]["notebooks"].get(nb, {}).get("note")]
-    return "\n".join([BEGIN, "", note, "", *lines, "", *notes, *([""] if notes else []), END])
+    times = _times(data, names, scales)
+    return "\n".join([BEGIN, "", note, "", *lines, "", *notes, *([""] if notes else []), *times, END])
+
+
+def _times(data: dict, names: list[str], scales) -> list[str]:
+    """How long one run of each notebook took in its sweep (the whole notebook, kernel start included)."""
+    if not any(data[s]["notebooks"] for s in scales):
+        return []
+    lines = ["Seconds per run in the sweeps above (min-max over the seeds; the whole notebook with its kernel start "
+             "and a fresh checkpoint cache; the thread count of the run; sweeps often shared the 2 cores with "
+             "a second one, so these are upper bounds):", "",
+             "| notebook | " + " | ".join(f"{s}: seconds (threads)" for s in scales) + " |",
+             "|" + "---|" * (1 + len(scales))]
+    for nb in names:
+        row = [nb]
+        for s in scales:
+            entry = data[s]["notebooks"].get(nb)
+            seconds = list(entry.get("seconds", {}).values()) if entry else []
+            row.append(f"{min(seconds):.0f}-{max(seconds):.0f} ({entry.get('threads', '?')})" if seconds else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
 
 
 def _seed_range(seeds: list[int]) -> str:
@@ -165,14 +186,41 @@ def _seed_range(seeds: list[int]) -> str:
     return ",".join(map(str, seeds))
 
 
+TABLE_BEGIN = re.compile(r"<!-- results-table (\w+)/(\S+): begin \(written by `ssl-tutorial report`; do not edit\) -->")
+TABLE_END = "<!-- results-table: end -->"
+
+
+def render_table(scale: str, name: str, folder: Path | None = None) -> str:
+    """A measured table of ``results/<scale>.json`` as markdown, with where it came from."""
+    t = load(scale, folder)["tables"].get(name)
+    if t is None:
+        raise KeyError(f"the README shows table {name!r}, which results/{scale}.json does not have")
+    lines = [f"*{t.get('source', '')}; {scale} scale, seeds {' / '.join(map(str, t.get('seeds', [])))}, "
+             f"{t.get('date', '?')}.*", "",
+             "| " + " | ".join([t.get("index_name", ""), *t["columns"]]) + " |", "|" + "---|" * (1 + len(t["columns"]))]
+    lines += ["| " + " | ".join([str(i), *map(str, row)]) + " |" for i, row in zip(t["index"], t["data"])]
+    return "\n".join(lines)
+
+
+def _tables(text: str, folder: Path | None) -> str:
+    """Every ``results-table`` block of the README rewritten from the results files."""
+    out, pos = [], 0
+    for m in TABLE_BEGIN.finditer(text):
+        stop = text.index(TABLE_END, m.end())
+        out += [text[pos:m.end()], "\n", render_table(m.group(1), m.group(2), folder), "\n"]
+        pos = stop
+    return "".join(out) + text[pos:]
+
+
 def update_readme(readme: Path | None = None, folder: Path | None = None) -> bool:
-    """Write the table between the markers; True if the file changed."""
+    """Write the table of Checks between its markers, and every measured table between its own; True if the
+    file changed."""
     readme = readme or ROOT / "README.md"
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{readme} has no checks-table markers; add the two lines\n{BEGIN}\n{END}")
     start, stop = text.index(BEGIN), text.index(END) + len(END)
-    new = text[:start] + render(folder) + text[stop:]
+    new = _tables(text[:start] + render(folder) + text[stop:], folder)
     if new != text:
         readme.write_text(new)
     return new != text
@@ -181,3 +229,10 @@ def update_readme(readme: Path | None = None, folder: Path | None = None) -> boo
 def readme_table(readme: Path | None = None) -> str:
     text = (readme or ROOT / "README.md").read_text()
     return text[text.index(BEGIN):text.index(END) + len(END)]
+
+
+def readme_is_current(readme: Path | None = None, folder: Path | None = None) -> bool:
+    """Whether ``report`` would leave the README as it is (the table of Checks and every measured table)."""
+    text = (readme or ROOT / "README.md").read_text()
+    start, stop = text.index(BEGIN), text.index(END) + len(END)
+    return _tables(text[:start] + render(folder) + text[stop:], folder) == text

@@ -104,6 +104,24 @@ def test_render_and_update_readme(tmp_path):
 
 def test_the_readme_table_is_what_report_writes():
     assert results.readme_table() == results.render(), "run `ssl-tutorial report` and commit README.md"
+    assert results.readme_is_current(), "a measured table in the README is stale: run `ssl-tutorial report`"
+
+
+def test_measured_tables_in_the_readme(tmp_path):
+    folder = tmp_path / "results"
+    results.save({"scale": "cpu", "notebooks": {}, "tables": {"bench/x": {
+        "source": "a benchmark", "seeds": [0, 1], "date": "2026-12-01", "index_name": "method",
+        "columns": ["probe"], "index": ["a", "b"], "data": [["1 / 2"], ["3 / 4"]]}}}, folder)
+    marker = "<!-- results-table cpu/bench/x: begin (written by `ssl-tutorial report`; do not edit) -->"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results.BEGIN}\n{results.END}\n{marker}\nSTALE\n{results.TABLE_END}\nafter\n")
+    assert results.update_readme(readme, folder) is True and results.update_readme(readme, folder) is False
+    text = readme.read_text()
+    assert "STALE" not in text and "| method | probe |" in text and "| b | 3 / 4 |" in text and "seeds 0 / 1" in text
+    assert text.endswith(f"{results.TABLE_END}\nafter\n")
+    readme.write_text(f"{results.BEGIN}\n{results.END}\n{marker.replace('bench/x', 'bench/y')}\n{results.TABLE_END}\n")
+    with pytest.raises(KeyError, match="bench/y"):
+        results.update_readme(readme, folder)
 
 
 def test_measured_tables_say_where_they_come_from(tmp_path, capsys):
