@@ -28,17 +28,21 @@ def direction_strengths(changes: dict[str, np.ndarray], meaningful: float | None
     return fig
 
 
-def factor_effects(effects: dict[str, pd.DataFrame], vmax: float = 1.0):
-    """Heatmaps (directions x factors) of how much each direction moves each factor, in units of the
-    factor's change between two independent samples (``directions.direction_effects``)."""
-    fig, axes = plt.subplots(1, len(effects), figsize=(3.4 * len(effects), 0.35 * max(len(e) for e in effects.values())
-                                                          + 1.6), squeeze=False)
+def factor_effects(effects: dict[str, pd.DataFrame], ymax: float = 1.2):
+    """Grouped bars: for each generator, one group per direction and one bar per factor, the factor's change
+    in units of its change between two different images (``directions.direction_effects``)."""
+    fig, axes = plt.subplots(1, len(effects), figsize=(4.6 * len(effects), 3.0), squeeze=False, sharey=True)
     for ax, (name, table) in zip(axes[0], effects.items()):
-        im = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(table.shape[1]), table.columns, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
-        ax.set_title(name, fontsize=10)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="factor change")
+        n_dirs, n_factors = table.shape
+        width = 0.8 / n_factors
+        for k, factor in enumerate(table.columns):
+            ax.bar(np.arange(n_dirs) + (k - (n_factors - 1) / 2) * width, table[factor].to_numpy(), width,
+                   label=factor, color=plt.cm.tab10(k))
+        ax.set_xticks(range(n_dirs), table.index)
+        ax.set(title=name, ylim=(0, ymax))
+    axes[0, 0].set_ylabel("factor change")
+    axes[0, -1].legend(fontsize=7, ncol=2, loc="upper right")
+    fig.tight_layout()
     return fig
 
 

@@ -243,7 +243,8 @@ def test_latent_figures_and_direction_sliders(monkeypatch):
     bars = [p.get_height() for p in fig.axes[0].patches]
     assert bars == pytest.approx([1.0, 0.5, 0.1]), "each generator divided by its strongest direction"
     effects = pd.DataFrame({"shape": [1.0, 0.1], "hue": [0.0, 0.9]}, index=["d1", "d2"])
-    assert latent_plots.factor_effects({"x": effects, "y": effects}).axes
+    fig = latent_plots.factor_effects({"x": effects, "y": effects})
+    assert [p.get_height() for p in fig.axes[0].patches] == [1.0, 0.1, 0.0, 0.9], "factor by factor, direction by direction"
     drawn = []
     original = latent_plots.generated_side_by_side
 

@@ -225,6 +225,7 @@ def rotate_basis(model: LatentVAE, R: torch.Tensor) -> LatentVAE:
         raise ValueError("rotate_basis needs a VAE with first='householder'")
     rotated = copy.deepcopy(model)
     U, V = model.decoder.first.factors()
+    R = R.to(U)
     rotated.decoder.first.set_factors(U @ R, V @ R)
     return rotated
 
