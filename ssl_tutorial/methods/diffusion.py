@@ -2,8 +2,8 @@
 
 Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (the model);
 Mukhopadhyay et al., "Diffusion Models Beat GANs on Image Classification", 2023 (the features).
-To be taught in notebooks/05_generative/01_diffusion_features.ipynb (issue 5: not written yet,
-because the claim has not shown up at CPU scale; see the README).
+To be taught in notebooks/05_generative/02_diffusion_features.ipynb (issue 14: not written yet;
+the README's "Not yet" section says what has been measured).
 
 **Forward process.** With a noise schedule beta_1..beta_T and alpha_bar_t = prod_{s<=t} (1 - beta_s),
 an image x_0 (scaled to [-1, 1]) is noised in closed form:
