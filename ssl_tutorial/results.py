@@ -219,8 +219,7 @@ def update_readme(readme: Path | None = None, folder: Path | None = None) -> boo
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{readme} has no checks-table markers; add the two lines\n{BEGIN}\n{END}")
-    start, stop = text.index(BEGIN), text.index(END) + len(END)
-    new = _tables(text[:start] + render(folder) + text[stop:], folder)
+    new = _rendered(text, folder)
     if new != text:
         readme.write_text(new)
     return new != text
@@ -234,5 +233,10 @@ def readme_table(readme: Path | None = None) -> str:
 def readme_is_current(readme: Path | None = None, folder: Path | None = None) -> bool:
     """Whether ``report`` would leave the README as it is (the table of Checks and every measured table)."""
     text = (readme or ROOT / "README.md").read_text()
+    return _rendered(text, folder) == text
+
+
+def _rendered(text: str, folder: Path | None) -> str:
+    """The README ``text`` with the table of Checks and every measured table written from the results files."""
     start, stop = text.index(BEGIN), text.index(END) + len(END)
-    return _tables(text[:start] + render(folder) + text[stop:], folder) == text
+    return _tables(text[:start] + render(folder) + text[stop:], folder)

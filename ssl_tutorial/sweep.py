@@ -179,7 +179,7 @@ def sweep(paths: list[Path], scale: str, seeds: list[int], out: Path | None = No
                 bar.update(1)
             if not keep_cache:
                 shutil.rmtree(cache, ignore_errors=True)
-            path = _write(runs, scale, out)  # after every seed: a sweep stopped half-way keeps what it measured
+            written = _write(runs, scale, out)  # after every seed: a sweep stopped half-way keeps what it measured
     finally:
         bar.close()
         os.environ.clear()
@@ -188,5 +188,5 @@ def sweep(paths: list[Path], scale: str, seeds: list[int], out: Path | None = No
     bad = 0
     for stem, by_seed in runs.items():
         bad += print_summary(stem, collect(stem, by_seed))
-    print(f"\nwrote {path}" + ("" if not bad else f"; {bad} failure(s): see above and build/sweep/"))
+    print(f"\nwrote {written}" + ("" if not bad else f"; {bad} failure(s): see above and build/sweep/"))
     return 1 if bad else 0

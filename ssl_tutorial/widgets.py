@@ -36,19 +36,12 @@ def _two_controls(a, b, draw):
     """Two controls side by side and an output area that shows ``draw(a.value, b.value)`` on change."""
     import ipywidgets as w
 
-    both = w.Text(value="", layout=w.Layout(display="none"))  # one value that changes with either control
-
-    def sync(change=None):
-        both.value = f"{a.value!r}|{b.value!r}"
-
-    a.observe(sync, names="value")
-    b.observe(sync, names="value")
-    return w.VBox([w.HBox([a, b]), _interactive(both, lambda v: draw(a.value, b.value))])
+    return _many_controls([a, b], lambda: draw(a.value, b.value), layout=w.HBox([a, b]))
 
 
-def _many_controls(controls, draw, columns=None):
-    """Several controls (laid out in ``columns``, lists of controls, if given) and an output area that
-    shows ``draw()`` whenever any of them changes."""
+def _many_controls(controls, draw, layout=None):
+    """Several controls, shown in ``layout`` (a box holding them; a column by default), and an output area
+    that shows ``draw()`` whenever any of them changes."""
     import ipywidgets as w
 
     every = w.Text(value="", layout=w.Layout(display="none"))  # one value that changes with any control
@@ -58,8 +51,7 @@ def _many_controls(controls, draw, columns=None):
 
     for c in controls:
         c.observe(sync, names="value")
-    layout = w.HBox([w.VBox(list(col)) for col in columns]) if columns else w.VBox(list(controls))
-    return w.VBox([layout, _interactive(every, lambda v: draw())])
+    return w.VBox([layout or w.VBox(list(controls)), _interactive(every, lambda v: draw())])
 
 
 def factor_explorer(points, factors, options=("shape_name", "superclass_name", "colour_name", "texture_name",
@@ -188,4 +180,4 @@ def direction_sliders(generators: dict, limit: float = 3.0, nrow: int = 4):
         return generated_side_by_side(images, nrow=nrow)
 
     controls = [s for column in sliders.values() for s in column]
-    return draw(), _many_controls(controls, draw, columns=list(sliders.values()))
+    return draw(), _many_controls(controls, draw, layout=w.HBox([w.VBox(column) for column in sliders.values()]))

@@ -22,7 +22,7 @@ so U and V have orthonormal columns for any vectors u_i, v_i (trained freely by 
 rank(A) = r, and every direction v_j = V[:, j] moves the first features by the same amount. The
 directions are read off V directly (with equal singular values any basis of the row space is an SVD,
 so ``torch.linalg.svd`` would pick one at random; V is the one the generator was trained with).
-A symmetry follows from S = I: for any r x r rotation R, (U R, V R) gives the same A = U R R^T V^T,
+A symmetry follows from S = I: for any orthogonal r x r matrix R, (U R, V R) gives the same A = U R R^T V^T,
 so *which* orthonormal basis of the row space the directions are is decided by the initialisation,
 not by the loss (``rotate_basis``). The paper therefore starts from a pretrained generator: U and
 V from the SVD of its first layer, S = I, then fine-tunes (``from_svd``). Here a small VAE decoder
@@ -70,16 +70,17 @@ def householder_vectors(Q: torch.Tensor) -> torch.Tensor:
     if not torch.allclose(Q.T @ Q, torch.eye(Q.shape[1], dtype=Q.dtype, device=Q.device), atol=1e-4):
         raise ValueError("Q must have orthonormal columns (Q^T Q = I)")
     n, r = Q.shape
+    eye = torch.eye(n, dtype=Q.dtype, device=Q.device)
     R, vectors = Q.clone(), []
     for j in range(r):  # H(v_j) maps column j to e_j, leaving columns < j alone
         x = R[:, j].clone()
         x[:j] = 0
-        v = x - x.norm() * torch.eye(n, dtype=Q.dtype, device=Q.device)[j]
+        v = x - x.norm() * eye[j]
         if v.norm() < 1e-6:  # already e_j: any reflection that fixes e_j will do, e.g. across the last axis
             if j == n - 1:  # ... unless no axis is left: r = n reflections always have det (-1)^n
                 raise ValueError(f"a square Q with det {(-1) ** (n + 1)} is not a product of {n} reflections; "
                                  "flip the sign of one column")
-            v = torch.eye(n, dtype=Q.dtype, device=Q.device)[n - 1]
+            v = eye[n - 1]
         v = v / v.norm()
         R = R - 2 * v[:, None] * (v @ R)[None, :]
         vectors.append(v)
@@ -219,7 +220,7 @@ class LatentVAE(nn.Module):
 
 
 def rotate_basis(model: LatentVAE, R: torch.Tensor) -> LatentVAE:
-    """A copy of a Householder VAE with (U, V) replaced by (U R, V R) for an r x r rotation R: the same
+    """A copy of a Householder VAE with (U, V) replaced by (U R, V R) for an orthogonal r x r R: the same
     generator (A = U R R^T V^T = U V^T), other directions."""
     if not isinstance(model.decoder.first, HouseholderLinear):
         raise ValueError("rotate_basis needs a VAE with first='householder'")
