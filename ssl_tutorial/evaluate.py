@@ -129,6 +129,19 @@ def probe_layers(backbone, train, test, grid: int = 2, method: str = "ridge") ->
     return pd.DataFrame(rows)
 
 
+def probe_over_noise(model, train, test, ts, blocks=None, grid: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Linear-probe accuracy (%) of a denoiser's block features on noised images: one row per timestep in
+    ``ts``, one column per block. ``model.features(images, t, blocks, grid, seed)`` noises the images to t
+    and reads the blocks (``methods.diffusion.DDPM``); train and test images get independent noise."""
+    table = {}
+    for t in ts:
+        kw = {} if blocks is None else {"blocks": blocks}
+        tr = model.features(train.images, t, grid=grid, seed=seed, **kw)
+        te = model.features(test.images, t, grid=grid, seed=seed + 1, **kw)
+        table[t] = {b: 100 * linear_probe(tr[b], train.labels, te[b], test.labels) for b in tr}
+    return pd.DataFrame.from_dict(table, orient="index").rename_axis(index="t")
+
+
 def hungarian_accuracy(y_true, y_pred) -> float:
     """Accuracy after the best one-to-one matching of clusters to classes (scipy's assignment solver)."""
     y_true, y_pred = _np(y_true).astype(int), _np(y_pred).astype(int)

@@ -181,3 +181,18 @@ def direction_sliders(generators: dict, limit: float = 3.0, nrow: int = 4):
 
     controls = [s for column in sliders.values() for s in column]
     return draw(), _many_controls(controls, draw, layout=w.HBox([w.VBox(column) for column in sliders.values()]))
+
+
+def feature_explorer(model, images, labels, table, t: int, block: str):
+    """Pick a timestep and a block of a denoiser: the noised inputs, a PCA of that block's features and the
+    probe accuracy from ``table`` (``evaluate.probe_over_noise``). Returns ``(figure for t, block, widget)``."""
+    import ipywidgets as w
+
+    from .diffusion_plots import feature_view
+
+    def draw(t_, block_):
+        return feature_view(model, images, labels, t_, block_, accuracy=float(table.loc[t_, block_]))
+
+    pick_t = w.Dropdown(options=list(table.index), value=t, description="t")
+    pick_block = w.Dropdown(options=list(table.columns), value=block, description="block")
+    return draw(t, block), _two_controls(pick_t, pick_block, draw)

@@ -186,3 +186,41 @@ def test_image_change_is_zero_for_ignored_directions():
     assert (changes[:3] > 1e-3).all() and (changes[3:] < 1e-5).all()
     with pytest.raises(ValueError, match="directions"):
         image_change(vae, z, torch.randn(2, 5))
+
+
+def test_autoencoder_baseline_never_sees_noise(cfg):
+    from ssl_tutorial.methods.diffusion import UNetAutoencoder
+
+    data = Dataset(torch.rand(16, 3, 8, 8), torch.zeros(16, dtype=torch.long), ["x"])
+    model = UNetAutoencoder(channels=8, T=100)
+    seen = []
+    original = model.unet.forward
+    model.unet.forward = lambda x, t: (seen.append(t.clone()), original(x, t))[1]
+    fit(model, data, cfg, steps=2, batch_size=8, progress=False)
+    model.features(data.images, t=50, grid=1)
+    assert all((t == 0).all() for t in seen), "trained and read at t = 0 only"
+    with pytest.raises(TypeError, match="cannot sample"):
+        model.sample(2, 8)
+
+
+def test_probe_over_noise_table(cfg):
+    from ssl_tutorial.evaluate import probe_over_noise
+
+    labels = torch.arange(40) % 2
+    images = torch.rand(40, 3, 8, 8) * 0.2 + labels.view(-1, 1, 1, 1) * 0.8  # two classes, dark and bright
+    data = Dataset(images, labels, ["dark", "bright"])
+    table = probe_over_noise(DDPM(channels=8, T=100), data, data, ts=(0, 100), blocks=("enc1", "mid"))
+    assert list(table.index) == [0, 100] and list(table.columns) == ["enc1", "mid"]
+    assert table.loc[0].min() == 100.0, "clean, the classes are separable from any block"
+    assert ((table >= 0) & (table <= 100)).all().all()
+
+
+def test_tiny_ddpm_is_shared_through_the_cache(cfg):
+    from ssl_tutorial.artifacts import DDPM_PRESETS, tiny_ddpm
+
+    data = Dataset(torch.rand(16, 3, 8, 8), torch.zeros(16, dtype=torch.long), ["x"])
+    preset = {**DDPM_PRESETS["smoke"], "steps": 2}
+    first = tiny_ddpm(cfg, data, preset, progress=False)
+    second = tiny_ddpm(cfg, data, preset, progress=False)  # what the guidance notebook does after the features one
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert set(DDPM_PRESETS) == {"smoke", "cpu", "gpu"}

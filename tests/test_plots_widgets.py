@@ -264,3 +264,35 @@ def test_latent_figures_and_direction_sliders(monkeypatch):
     assert not torch.allclose(drawn[1]["H"], drawn[0]["H"], atol=1e-4), "the dragged generator's images change"
     assert torch.allclose(drawn[1]["H too"], drawn[0]["H too"]), "the other generator's do not"
     plt.close("all")
+
+
+def test_diffusion_figures_and_feature_explorer(monkeypatch):
+    import torch
+
+    from ssl_tutorial import diffusion_plots
+    from ssl_tutorial.methods.diffusion import DDPM
+
+    model = DDPM(channels=8, T=100)
+    images, labels = torch.rand(12, 3, 8, 8), np.arange(12) % 3
+    fig = diffusion_plots.noising_strip(model, images[:2], (0, 50, 100))
+    assert len(fig.axes) == 6
+    tables = {"a": pd.DataFrame({"enc1": [90.0, 40.0], "mid": [80.0, 60.0]}, index=[0, 50]),
+              "b": pd.DataFrame({"enc1": [85.0, 20.0], "mid": [70.0, 30.0]}, index=[0, 50])}
+    fig = diffusion_plots.probe_heatmaps(tables)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["90", "80", "40", "60"], "one number per (t, block)"
+    fig = diffusion_plots.best_block_curves(tables)
+    assert fig.axes[0].get_lines()[0].get_ydata().tolist() == [90.0, 60.0], "the best block at each t"
+    drawn = []
+    original = diffusion_plots.feature_view
+
+    def spy(model_, images_, labels_, t, block, accuracy=None, **kw):
+        drawn.append((t, block, accuracy))
+        return original(model_, images_, labels_, t, block, accuracy, **kw)
+
+    monkeypatch.setattr(diffusion_plots, "feature_view", spy)
+    fig, box = widgets.feature_explorer(model, images, labels, tables["a"], t=0, block="mid")
+    pick_t, pick_block = box.children[0].children
+    pick_t.value = 50
+    pick_block.value = "enc1"
+    assert drawn == [(0, "mid", 80.0), (50, "mid", 60.0), (50, "enc1", 40.0)], "each choice redraws, with its accuracy"
+    plt.close("all")

@@ -2,8 +2,8 @@
 
 Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (the model);
 Mukhopadhyay et al., "Diffusion Models Beat GANs on Image Classification", 2023 (the features).
-To be taught in notebooks/05_generative/02_diffusion_features.ipynb (issue 14: not written yet;
-the README's "Not yet" section says what has been measured).
+Taught in notebooks/05_generative/02_diffusion_features.ipynb (the features) and used by
+03_guidance.ipynb (guided sampling). The U-Net is in ``unet.py``.
 
 **Forward process.** With a noise schedule beta_1..beta_T and alpha_bar_t = prod_{s<=t} (1 - beta_s),
 an image x_0 (scaled to [-1, 1]) is noised in closed form:
@@ -22,17 +22,16 @@ U-Net once, and read the activation of a chosen block b, average-pooled to a sma
 ``DDPM.features(images, t, blocks)``. Both choices matter: at a small t the task is easy and the
 network barely needs to understand the image; at a large t the image is gone. The blocks are named
 ``enc1, enc2, mid, dec2, dec1`` (encoder at full and half resolution, the bottleneck, then the decoder).
+``UNetAutoencoder`` is the baseline of equal budget: the same U-Net trained to reconstruct clean images.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-BLOCKS = ("enc1", "enc2", "mid", "dec2", "dec1")
+from .unet import BLOCKS, TinyUNet
 
 
 def linear_schedule(T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
@@ -48,65 +47,6 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, alpha_bar: torch.Tensor, noise: 
     noise = torch.randn_like(x0) if noise is None else noise
     a = alpha_bar.to(x0.device)[t].view(-1, 1, 1, 1)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
-
-
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """The Transformer's sinusoidal position code of the timestep (N,) -> (N, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.sin(), args.cos()], dim=1)
-
-
-class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, the timestep added in between, and a skip connection."""
-
-    def __init__(self, c_in: int, c_out: int, t_dim: int):
-        super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(min(8, c_in), c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.time = nn.Linear(t_dim, c_out)
-        self.norm2, self.conv2 = nn.GroupNorm(min(8, c_out), c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x, temb):
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time(temb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + self.skip(x)
-
-
-class TinyUNet(nn.Module):
-    """eps_theta(x_t, t): two resolutions down, a bottleneck, two up, with skip connections.
-
-    ``channels=c`` gives c channels at full resolution, 2c at half and at a quarter. ``forward``
-    returns the predicted noise and a dict of every block's activation (named as in ``BLOCKS``).
-    """
-
-    def __init__(self, channels: int = 16, in_channels: int = 3):
-        super().__init__()
-        c, t_dim = channels, 4 * channels
-        self.t_dim = t_dim
-        self.time_mlp = nn.Sequential(nn.Linear(c, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
-        self.stem = nn.Conv2d(in_channels, c, 3, padding=1)
-        self.enc1 = ResBlock(c, c, t_dim)
-        self.enc2 = ResBlock(c, 2 * c, t_dim)
-        self.mid = ResBlock(2 * c, 2 * c, t_dim)
-        self.dec2 = ResBlock(4 * c, 2 * c, t_dim)
-        self.dec1 = ResBlock(3 * c, c, t_dim)
-        self.out = nn.Sequential(nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
-        self.channels = channels
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor):
-        temb = self.time_mlp(timestep_embedding(t, self.channels))
-        acts = {}
-        acts["enc1"] = e1 = self.enc1(self.stem(x), temb)  # H
-        acts["enc2"] = e2 = self.enc2(F.avg_pool2d(e1, 2), temb)  # H/2
-        acts["mid"] = m = self.mid(F.avg_pool2d(e2, 2), temb)  # H/4
-        up = F.interpolate(m, scale_factor=2, mode="nearest")
-        acts["dec2"] = d2 = self.dec2(torch.cat([up, e2], 1), temb)  # H/2
-        up = F.interpolate(d2, scale_factor=2, mode="nearest")
-        acts["dec1"] = d1 = self.dec1(torch.cat([up, e1], 1), temb)  # H
-        return self.out(d1), acts
 
 
 class DDPM(nn.Module):
@@ -145,6 +85,10 @@ class DDPM(nn.Module):
         eps_hat, _ = self.unet(q_sample(x0, t, self.alpha_bar, noise), t)
         return F.mse_loss(eps_hat, noise), {}
 
+    def network_timestep(self, t: torch.Tensor) -> torch.Tensor:
+        """The timestep the U-Net is told when ``features`` reads it: the true t (an autoencoder overrides this)."""
+        return t
+
     def noised(self, images: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t of clean ``images`` in [0, 1], returned in [-1, 1] (the U-Net's input); ``generator`` fixes the noise."""
         self._check(images)
@@ -167,14 +111,18 @@ class DDPM(nn.Module):
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size].to(device)
             xt = self.noised(x, t, generator=g)
-            _, acts = self.unet(xt, self._timesteps(t, len(x), device))
+            _, acts = self.unet(xt, self.network_timestep(self._timesteps(t, len(x), device)))
             for b in blocks:
                 out[b].append(F.adaptive_avg_pool2d(acts[b], grid).flatten(1).cpu())
         return {b: torch.cat(v) for b, v in out.items()}
 
-    @torch.no_grad()
-    def sample(self, n: int, size: int, steps: int = 50, seed: int = 0) -> torch.Tensor:
-        """``n`` images in [0, 1] by deterministic DDIM on ``steps`` evenly spaced timesteps."""
+    def sample(self, n: int, size: int, steps: int = 50, seed: int = 0, guide=None) -> torch.Tensor:
+        """``n`` images in [0, 1] by deterministic DDIM on ``steps`` evenly spaced timesteps.
+
+        ``guide(x_t, t)``, if given, returns the guidance gradient s * grad_x log p(y | x_t) (same shape as
+        ``x_t``; it may run autograd itself). Classifier guidance for DDIM (Dhariwal & Nichol 2021, Alg. 2)
+        shifts the predicted noise against it: eps <- eps - sqrt(1 - alpha_bar_t) * guide(x_t, t).
+        """
         if steps < 1 or steps > self.T:
             raise ValueError(f"steps must lie in 1..{self.T}, got {steps}")
         self.eval()
@@ -184,7 +132,40 @@ class DDPM(nn.Module):
         ts = torch.linspace(self.T, 0, steps + 1, device=device).round().long()
         for t, t_next in zip(ts[:-1], ts[1:]):
             a, a_next = self.alpha_bar[t], self.alpha_bar[t_next]
-            eps, _ = self.unet(x, t.expand(n))
+            with torch.no_grad():
+                eps, _ = self.unet(x, t.expand(n))
+            if guide is not None:
+                eps = eps - (1 - a).sqrt() * guide(x, t.expand(n)).detach()
             x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)  # the model's guess of the clean image
             x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
         return ((x + 1) / 2).clamp(0, 1)
+
+    def denoised(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_0 estimate from x_t in [-1, 1]: (x_t - sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_bar_t).
+
+        Differentiable (no ``no_grad``), so a guide can take the gradient of a classifier on it (EluCD)."""
+        a = self.alpha_bar.to(x_t.device)[t].view(-1, 1, 1, 1)
+        eps, _ = self.unet(x_t, t)
+        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+
+class UNetAutoencoder(DDPM):
+    """The baseline of equal budget: the same U-Net trained to reconstruct clean images, t = 0 only,
+
+        L = E_{x_0} || x_0 - f_theta(x_0, 0) ||^2 ,
+
+    so it never sees noise. ``features`` still noises its input to t (the same x_t as the DDPM's), and tells
+    the network t = 0, the only timestep it was trained on."""
+
+    def loss(self, batch):
+        images, _ = batch
+        self._check(images)
+        x0 = images * 2 - 1
+        out, _ = self.unet(x0, torch.zeros(len(x0), dtype=torch.long, device=x0.device))
+        return F.mse_loss(out, x0), {}
+
+    def network_timestep(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(t)
+
+    def sample(self, *args, **kwargs):
+        raise TypeError("an autoencoder trained at t = 0 cannot denoise, so it cannot sample; use a DDPM")
