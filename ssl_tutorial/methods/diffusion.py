@@ -134,9 +134,11 @@ class DDPM(nn.Module):
             a, a_next = self.alpha_bar[t], self.alpha_bar[t_next]
             with torch.no_grad():
                 eps, _ = self.unet(x, t.expand(n))
-            if guide is not None:
+            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)  # the model's guess of the clean image,
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()  # kept in range, and the noise that goes with it
+            if guide is not None:  # shift the noise, and the guess with it (not clamped: that would undo the shift)
                 eps = eps - (1 - a).sqrt() * guide(x, t.expand(n)).detach()
-            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)  # the model's guess of the clean image
+                x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
             x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
         return ((x + 1) / 2).clamp(0, 1)
 
