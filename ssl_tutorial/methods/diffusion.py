@@ -137,8 +137,8 @@ class DDPM(nn.Module):
             x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)  # the model's guess of the clean image,
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()  # kept in range, and the noise that goes with it
             if guide is not None:  # shift the noise, and the guess with it (not clamped: that would undo the shift)
-                eps = eps - (1 - a).sqrt() * guide(x, t.expand(n)).detach()
-                x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+                shift = guide(x, t.expand(n)).detach()
+                eps, x0 = eps - (1 - a).sqrt() * shift, x0 + (1 - a) / a.sqrt() * shift
             x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
         return ((x + 1) / 2).clamp(0, 1)
 
