@@ -81,3 +81,49 @@ def best_block_curves(tables: dict[str, pd.DataFrame], title: str = "the best bl
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_t(ts, curves: dict[str, list], chance: float | None = None,
+                  title: str = "classifier accuracy on noised test images"):
+    """One line per reader (a classifier on x_t, on the denoised estimate, the experts), accuracy (%) against t."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    for name, accs in curves.items():
+        ax.plot(ts, [100 * a for a in accs], marker="o", label=name)
+    if chance is not None:
+        ax.axhline(100 * chance, color="gray", ls=":", lw=1, label="chance")
+    ax.set(xlabel="t", ylabel="accuracy (%)", ylim=(0, 102), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def guided_samples(samples: dict[str, torch.Tensor], scores: dict[str, str] | None = None, n: int = 20,
+                   size: float = 0.55):
+    """One row of ``n`` samples per variant (requested classes 0, 1, 2, ... in order), its score beside the name."""
+    fig, axes = plt.subplots(len(samples), n, figsize=(n * size + 1.8, len(samples) * size + 0.3), squeeze=False)
+    for r, (name, images) in enumerate(samples.items()):
+        for i in range(n):
+            ax = axes[r, i]
+            ax.axis("off")
+            if i < len(images):
+                _show(ax, images[i])
+        label = name if scores is None else f"{name}\n{scores[name]}"
+        axes[r, 0].text(-0.3, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(left=0.16, wspace=0.05, hspace=0.1)
+    return fig
+
+
+def guidance_tradeoff(table: pd.DataFrame):
+    """Judge accuracy against diversity, one line per variant through its guidance scales (columns
+    ``variant, scale, accuracy, diversity``), each point labelled with its scale."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for name, rows in table.groupby("variant", sort=False):
+        ax.plot(rows["diversity"], 100 * rows["accuracy"], marker="o", label=name)
+        for _, row in rows.iterrows():
+            ax.annotate(f"{row['scale']:g}", (row["diversity"], 100 * row["accuracy"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set(xlabel="diversity (mean distance between same-class samples)", ylabel="judge accuracy (%)",
+           title="accuracy against diversity, by guidance scale")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

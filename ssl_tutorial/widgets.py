@@ -196,3 +196,12 @@ def feature_explorer(model, images, labels, table, t: int, block: str):
     pick_t = w.Dropdown(options=list(table.index), value=t, description="t")
     pick_block = w.Dropdown(options=list(table.columns), value=block, description="block")
     return draw(t, block), _two_controls(pick_t, pick_block, draw)
+
+
+def scale_explorer(draw, scales, value):
+    """A guidance-scale slider over ``scales``: ``draw(scale)`` samples and returns the figure (chapter 5's
+    guidance notebook). Returns ``(figure for value, widget)``."""
+    import ipywidgets as w
+
+    slider = w.SelectionSlider(options=list(scales), value=value, description="scale", continuous_update=False)
+    return draw(value), _interactive(slider, draw)

@@ -296,3 +296,24 @@ def test_diffusion_figures_and_feature_explorer(monkeypatch):
     pick_block.value = "enc1"
     assert drawn == [(0, "mid", 80.0), (50, "mid", 60.0), (50, "enc1", 40.0)], "each choice redraws, with its accuracy"
     plt.close("all")
+
+
+def test_guidance_figures_and_scale_explorer():
+    import torch
+
+    from ssl_tutorial import diffusion_plots
+
+    fig = diffusion_plots.accuracy_vs_t((0, 100), {"clean": [0.9, 0.2], "experts": [0.9, 0.6]}, chance=0.1)
+    assert fig.axes[0].get_lines()[1].get_ydata().tolist() == [90.0, 60.0]
+    fig = diffusion_plots.guided_samples({"a": torch.rand(5, 3, 8, 8), "b": torch.rand(5, 3, 8, 8)},
+                                         {"a": "judge 10 %", "b": "judge 90 %"}, n=4)
+    assert len(fig.axes) == 8 and "judge 90 %" in fig.axes[4].texts[0].get_text()
+    table = pd.DataFrame({"variant": ["x", "x", "y"], "scale": [1.0, 3.0, 1.0], "accuracy": [0.2, 0.4, 0.3],
+                          "diversity": [0.8, 0.6, 0.7]})
+    fig = diffusion_plots.guidance_tradeoff(table)
+    assert fig.axes[0].get_lines()[0].get_ydata().tolist() == [20.0, 40.0], "one line per variant, through its scales"
+    calls = []
+    fig, box = widgets.scale_explorer(lambda s: calls.append(s) or plt.figure(), (1, 3, 10), value=3)
+    box.children[0].value = 10
+    assert calls == [3, 10], "the figure for the default scale, then one redraw per move"
+    plt.close("all")

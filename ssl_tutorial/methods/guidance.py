@@ -2,7 +2,7 @@
 
 Ma, Hu, Wang & Sun, "Elucidating the Design Space of Classifier-Guided Diffusion Generation", ICLR 2024
 (EluCD); Go et al., "Towards Practical Plug-and-Play Diffusion Models", CVPR 2023 (PPAP, in :mod:`ppap`).
-To be taught in notebooks/05_generative/03_guidance.ipynb (not written yet).
+Taught in notebooks/05_generative/03_guidance.ipynb.
 
 **Classifier guidance** (Dhariwal & Nichol 2021) samples p(x | y) ~ p(x) p(y | x) by shifting the
 predicted noise along the gradient of a classifier, at every step t of ``DDPM.sample``:
@@ -162,12 +162,20 @@ def diversity(features: torch.Tensor, y) -> float:
     return torch.stack(per_class).mean().item()
 
 
-def accuracy_vs_t(model: nn.Module, ddpm: DDPM, images: torch.Tensor, labels: torch.Tensor, ts, seed: int = 0):
+def accuracy_vs_t(model: nn.Module, ddpm: DDPM, images: torch.Tensor, labels: torch.Tensor, ts, seed: int = 0,
+                  denoised: bool = False):
     """Accuracy of a classifier, or of :class:`PPAPExperts` (given t), on x_t of clean ``images`` in [0, 1],
-    for each t in ``ts`` (the same noise for every t, from ``seed``): a list aligned with ``ts``."""
+    for each t in ``ts`` (the same noise for every t, from ``seed``): a list aligned with ``ts``.
+    ``denoised=True`` classifies the DDPM's estimate x0_hat(x_t) instead, clamped to [-1, 1] (EluCD's premise)."""
     accs = []
+    device = ddpm.alpha_bar.device
     for t in ts:
         x_t = ddpm.noised(images.cpu(), t, generator=torch.Generator().manual_seed(seed))
+        if denoised:
+            with torch.no_grad():
+                steps = torch.full((len(x_t),), t, device=device)
+                x_t = torch.cat([ddpm.denoised(x_t[i:i + 512].to(device), steps[i:i + 512]).clamp(-1, 1).cpu()
+                                 for i in range(0, len(x_t), 512)])
         logits = _logits(model, (x_t + 1) / 2, t if isinstance(model, PPAPExperts) else None)
         accs.append((logits.argmax(1) == labels.cpu()).float().mean().item())
     return accs

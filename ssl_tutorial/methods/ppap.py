@@ -1,7 +1,7 @@
 """PPAP: time-range experts for classifier guidance, fine-tuned data-free from one clean classifier.
 
-Go et al., "Towards Practical Plug-and-Play Diffusion Models", CVPR 2023. To be taught, with
-:mod:`guidance`, in notebooks/05_generative/03_guidance.ipynb (not written yet).
+Go et al., "Towards Practical Plug-and-Play Diffusion Models", CVPR 2023. Taught, with
+:mod:`guidance`, in notebooks/05_generative/03_guidance.ipynb.
 
 Classifier guidance needs p(y | x_t) at every noise level, but a classifier f trained on clean images
 is wrong on x_t (``guidance.accuracy_vs_t`` shows how fast it degrades). PPAP splits the timesteps
