@@ -54,8 +54,15 @@ def test_ddpm_trains_samples_and_gives_features(cfg):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CPU path is tested above)")
 def test_ddpm_sampler_on_cuda():
+    from ssl_tutorial.methods.guidance import NoisyInputGuide
+    from ssl_tutorial.methods.supervised import Supervised
+    from ssl_tutorial.nets import ConvNet
+
     model = DDPM(channels=8, T=100).cuda()
     assert model.sample(2, 16, steps=3).device.type == "cuda"
+    guide = NoisyInputGuide(Supervised(ConvNet((4, 8)), 3).cuda(), 1, scale=2.0)
+    guided = model.sample(2, 16, steps=3, guide=guide)
+    assert guided.device.type == "cuda" and torch.isfinite(guided).all()
 
 
 def test_ddpm_bad_input():

@@ -50,6 +50,9 @@ def test_guides_give_finite_gradients_of_the_input_shape(classifier, ddpm):
         for t in (1, 20, T):
             g = guide(x, torch.full((4,), t))
             assert g.shape == x.shape and torch.isfinite(g).all() and g.abs().sum() > 0, (name, t)
+    for name, guide in _guides(classifier, ddpm, 1).items():  # one sample at each timestep 1..T, in one batch
+        g = guide(torch.randn(T, 3, 8, 8), torch.arange(1, T + 1))
+        assert torch.isfinite(g).all(), (name, "at some t in 1..T")
     assert classifier.head.weight.grad is None, "a guide differentiates w.r.t. x_t only"
 
 
