@@ -50,12 +50,12 @@ def probe_heatmaps(tables: dict[str, pd.DataFrame], title: str = "linear-probe a
 
 
 def feature_view(model, images: torch.Tensor, labels, t: int, block: str, accuracy: float | None = None,
-                 n_show: int = 8, seed: int = 0):
-    """What a probe at (t, block) sees: eight noised inputs, and a PCA of the block's pooled features
-    of every image, coloured by class."""
+                 n_show: int = 8, grid: int = 1, seed: int = 0):
+    """What a probe at (t, block) sees: eight noised inputs, and a PCA of the block's features (pooled to
+    ``grid`` x ``grid``, noise from ``seed``) of every image, coloured by class."""
     from sklearn.decomposition import PCA
 
-    feats = model.features(images, t, blocks=(block,), grid=2, seed=seed)[block].numpy()
+    feats = model.features(images, t, blocks=(block,), grid=grid, seed=seed)[block].numpy()
     points = PCA(2, random_state=0).fit_transform(feats - feats.mean(0))
     x_t = (model.noised(images[:n_show], t, generator=torch.Generator().manual_seed(seed)) + 1) / 2
     fig = plt.figure(figsize=(7.5, 4.2))
@@ -64,7 +64,7 @@ def feature_view(model, images: torch.Tensor, labels, t: int, block: str, accura
         _show(fig.add_subplot(grid[0, i]), x_t[i])
     ax = fig.add_subplot(grid[1, :])
     labels = np.asarray(labels)
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=8)
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10" if labels.max() < 10 else "tab20", s=8)
     ax.legend(*scatter.legend_elements(), fontsize=7, ncol=2, loc="best", title="class", title_fontsize=7)
     ax.set(xticks=[], yticks=[], xlabel="PC 1", ylabel="PC 2")
     acc = "" if accuracy is None else f": linear probe {accuracy:.1f} %"
@@ -125,5 +125,30 @@ def guidance_tradeoff(table: pd.DataFrame):
     ax.set(xlabel="diversity (mean distance between same-class samples)", ylabel="judge accuracy (%)",
            title="accuracy against diversity, by guidance scale")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def readers_at_t(ts, curves: dict[str, list], t: int, noisy: torch.Tensor, labels, predictions: dict[str, list],
+                 chance: float | None = None):
+    """The accuracy-against-t curves with a marker at ``t``, above a row of test images noised to ``t``,
+    each with its true class and what every reader (a key of ``predictions``, as in ``curves``) says."""
+    n = len(noisy)
+    fig = plt.figure(figsize=(max(6.0, 0.75 * n), 4.6))
+    grid = fig.add_gridspec(2, n, height_ratios=[3, 1.3])
+    ax = fig.add_subplot(grid[0, :])
+    for k, (name, accs) in enumerate(curves.items()):
+        ax.plot(ts, [100 * a for a in accs], marker="o", label=f"{'abc'[k]}: {name}")
+    if chance is not None:
+        ax.axhline(100 * chance, color="gray", ls=":", lw=1)
+    ax.axvline(t, color="tab:red", lw=1)
+    ax.set(xlabel="t", ylabel="accuracy (%)", ylim=(0, 102))
+    ax.legend(fontsize=7)
+    for i in range(n):
+        sub = fig.add_subplot(grid[1, i])
+        _show(sub, noisy[i])
+        guesses = " ".join(f"{'abc'[k]}{int(p[i])}" for k, p in enumerate(predictions.values()))
+        sub.set_title(f"is {int(labels[i])}", fontsize=7)
+        sub.set_xlabel(guesses, fontsize=6)
     fig.tight_layout()
     return fig

@@ -183,25 +183,27 @@ def direction_sliders(generators: dict, limit: float = 3.0, nrow: int = 4):
     return draw(), _many_controls(controls, draw, layout=w.HBox([w.VBox(column) for column in sliders.values()]))
 
 
-def feature_explorer(model, images, labels, table, t: int, block: str):
+def feature_explorer(model, images, labels, table, t: int, block: str, grid: int = 1, seed: int = 0):
     """Pick a timestep and a block of a denoiser: the noised inputs, a PCA of that block's features and the
-    probe accuracy from ``table`` (``evaluate.probe_over_noise``). Returns ``(figure for t, block, widget)``."""
+    probe accuracy from ``table`` (``evaluate.probe_over_noise``; pass its ``grid`` and the test images' noise
+    ``seed`` so that the scatter shows the features the accuracy is about). Returns ``(figure, widget)``."""
     import ipywidgets as w
 
     from .diffusion_plots import feature_view
 
     def draw(t_, block_):
-        return feature_view(model, images, labels, t_, block_, accuracy=float(table.loc[t_, block_]))
+        return feature_view(model, images, labels, t_, block_, accuracy=float(table.loc[t_, block_]), grid=grid,
+                            seed=seed)
 
     pick_t = w.Dropdown(options=list(table.index), value=t, description="t")
     pick_block = w.Dropdown(options=list(table.columns), value=block, description="block")
     return draw(t, block), _two_controls(pick_t, pick_block, draw)
 
 
-def scale_explorer(draw, scales, value):
-    """A guidance-scale slider over ``scales``: ``draw(scale)`` samples and returns the figure (chapter 5's
+def choice_explorer(draw, options, value, description: str = "scale"):
+    """A slider over ``options`` (a guidance scale, a timestep): ``draw(option)`` returns the figure (chapter 5's
     guidance notebook). Returns ``(figure for value, widget)``."""
     import ipywidgets as w
 
-    slider = w.SelectionSlider(options=list(scales), value=value, description="scale", continuous_update=False)
+    slider = w.SelectionSlider(options=list(options), value=value, description=description, continuous_update=False)
     return draw(value), _interactive(slider, draw)

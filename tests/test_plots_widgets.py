@@ -298,7 +298,7 @@ def test_diffusion_figures_and_feature_explorer(monkeypatch):
     plt.close("all")
 
 
-def test_guidance_figures_and_scale_explorer():
+def test_guidance_figures_and_choice_explorer():
     import torch
 
     from ssl_tutorial import diffusion_plots
@@ -313,7 +313,19 @@ def test_guidance_figures_and_scale_explorer():
     fig = diffusion_plots.guidance_tradeoff(table)
     assert fig.axes[0].get_lines()[0].get_ydata().tolist() == [20.0, 40.0], "one line per variant, through its scales"
     calls = []
-    fig, box = widgets.scale_explorer(lambda s: calls.append(s) or plt.figure(), (1, 3, 10), value=3)
+    fig, box = widgets.choice_explorer(lambda s: calls.append(s) or plt.figure(), (1, 3, 10), value=3)
     box.children[0].value = 10
     assert calls == [3, 10], "the figure for the default scale, then one redraw per move"
+    plt.close("all")
+
+
+def test_readers_at_t():
+    import torch
+
+    from ssl_tutorial import diffusion_plots
+
+    fig = diffusion_plots.readers_at_t((0, 100), {"clean": [0.9, 0.2], "experts": [0.9, 0.6]}, 100, torch.rand(3, 3, 8, 8),
+                                       [0, 1, 2], {"clean": [0, 0, 0], "experts": [0, 1, 2]}, chance=0.1)
+    assert fig.axes[0].get_lines()[0].get_ydata().tolist() == [90.0, 20.0] and len(fig.axes) == 4
+    assert fig.axes[3].get_xlabel() == "a0 b2" and fig.axes[3].get_title() == "is 2"
     plt.close("all")
