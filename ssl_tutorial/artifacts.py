@@ -15,7 +15,7 @@ from .train import fit
 # data, U-Net width and training of the tiny DDPM at each scale (batch 64)
 DDPM_PRESETS = {
     "smoke": dict(data="digits", pixels=8, channels=8, steps=200, lr=3e-3),
-    "cpu": dict(data="digits", pixels=8, channels=16, steps=2000, lr=2e-3),
+    "cpu": dict(data="digits", pixels=8, channels=16, steps=3000, lr=2e-3),
     "gpu": dict(data="shapes", pixels=32, channels=32, steps=8000, lr=2e-3),  # not run on a GPU yet
 }
 

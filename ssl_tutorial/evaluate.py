@@ -129,16 +129,20 @@ def probe_layers(backbone, train, test, grid: int = 2, method: str = "ridge") ->
     return pd.DataFrame(rows)
 
 
-def probe_over_noise(model, train, test, ts, blocks=None, grid: int = 1, seed: int = 0) -> pd.DataFrame:
+def probe_over_noise(model, train, test, ts, blocks=None, grid: int = 1, seed: int = 0, draws: int = 1) -> pd.DataFrame:
     """Linear-probe accuracy (%) of a denoiser's block features on noised images: one row per timestep in
     ``ts``, one column per block. ``model.features(images, t, blocks, grid, seed)`` noises the images to t
-    and reads the blocks (``methods.diffusion.DDPM``); train and test images get independent noise."""
+    and reads the blocks (``methods.diffusion.DDPM``); train and test images get independent noise, ``draws``
+    times each (the probe trains and tests on every draw: more draws, less noise in the accuracy)."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    kw = {} if blocks is None else {"blocks": blocks}
     table = {}
     for t in ts:
-        kw = {} if blocks is None else {"blocks": blocks}
-        tr = model.features(train.images, t, grid=grid, seed=seed, **kw)
-        te = model.features(test.images, t, grid=grid, seed=seed + 1, **kw)
-        table[t] = {b: 100 * linear_probe(tr[b], train.labels, te[b], test.labels) for b in tr}
+        tr = [model.features(train.images, t, grid=grid, seed=seed + 2 * d, **kw) for d in range(draws)]
+        te = [model.features(test.images, t, grid=grid, seed=seed + 2 * d + 1, **kw) for d in range(draws)]
+        table[t] = {b: 100 * linear_probe(torch.cat([f[b] for f in tr]), train.labels.repeat(draws),
+                                          torch.cat([f[b] for f in te]), test.labels.repeat(draws)) for b in tr[0]}
     return pd.DataFrame.from_dict(table, orient="index").rename_axis(index="t")
 
 

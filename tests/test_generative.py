@@ -231,3 +231,16 @@ def test_tiny_ddpm_is_shared_through_the_cache(cfg):
     second = tiny_ddpm(cfg, data, preset, progress=False)  # what the guidance notebook does after the features one
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     assert set(DDPM_PRESETS) == {"smoke", "cpu", "gpu"}
+
+
+def test_probe_over_noise_draws():
+    from ssl_tutorial.evaluate import probe_over_noise
+
+    labels = torch.arange(40) % 2
+    data = Dataset(torch.rand(40, 3, 8, 8) * 0.2 + labels.view(-1, 1, 1, 1) * 0.8, labels, ["dark", "bright"])
+    model = DDPM(channels=8, T=100)
+    one = probe_over_noise(model, data, data, ts=(50,), blocks=("mid",), seed=3)
+    assert one.equals(probe_over_noise(model, data, data, ts=(50,), blocks=("mid",), seed=3, draws=1))
+    assert probe_over_noise(model, data, data, ts=(50,), blocks=("mid",), seed=3, draws=2).shape == (1, 1)
+    with pytest.raises(ValueError, match="draws"):
+        probe_over_noise(model, data, data, ts=(50,), draws=0)
