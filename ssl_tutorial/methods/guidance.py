@@ -63,11 +63,15 @@ def _labels(y, n: int, device) -> torch.Tensor:
     return y.expand(n) if y.ndim == 0 else y
 
 
+def _check_temperatures(tau1: float, tau2: float) -> None:
+    if not tau1 > 0 or not tau2 > 0:
+        raise ValueError(f"temperatures must be > 0, got tau1={tau1!r} and tau2={tau2!r}")
+
+
 def guidance_objective(logits: torch.Tensor, y, tau1: float = 1.0, tau2: float = 1.0) -> torch.Tensor:
     """Per sample, tau1 * logit_y - logsumexp(tau2 * logits): EluCD's calibrated log p(y | x). ``y`` is a
     class per sample (N,) or one int for all."""
-    if not tau1 > 0 or not tau2 > 0:
-        raise ValueError(f"temperatures must be > 0, got tau1={tau1!r} and tau2={tau2!r}")
+    _check_temperatures(tau1, tau2)
     if logits.ndim != 2:
         raise ValueError(f"logits must be (N, classes), got shape {tuple(logits.shape)}")
     y = _labels(y, len(logits), logits.device)
@@ -106,7 +110,7 @@ class DenoisedGuide:
 
     def __init__(self, classifier: nn.Module, ddpm: DDPM, y, scale: float, tau1: float = 1.0, tau2: float = 1.0,
                  through_unet: bool = True):
-        guidance_objective(torch.zeros(1, 1), 0, tau1, tau2)  # check the temperatures now, not mid-sampling
+        _check_temperatures(tau1, tau2)  # now, not mid-sampling
         self.classifier, self.ddpm, self.y, self.scale = classifier, ddpm, y, scale
         self.tau1, self.tau2, self.through_unet = tau1, tau2, through_unet
 
