@@ -207,3 +207,19 @@ def choice_explorer(draw, options, value, description: str = "scale"):
 
     slider = w.SelectionSlider(options=list(options), value=value, description=description, continuous_update=False)
     return draw(value), _interactive(slider, draw)
+
+
+def options_explorer(draw, options: dict, values: dict | None = None):
+    """One selection slider per keyword of ``draw`` (chapter 10's theory notebooks: move a parameter, see the
+    predicted and the measured curves move). ``options`` maps each keyword to its choices, ``values`` to its
+    starting choice (the first one by default). Returns ``(figure for the starting values, widget)``."""
+    import ipywidgets as w
+
+    values = {name: (values or {}).get(name, choices[0]) for name, choices in options.items()}
+    controls = {name: (w.ToggleButtons(options=list(choices), value=values[name], description=name)
+                       if all(isinstance(c, str) for c in choices) else
+                       w.SelectionSlider(options=list(choices), value=values[name], description=name,
+                                         continuous_update=False))
+                for name, choices in options.items()}
+    widget = _many_controls(list(controls.values()), lambda: draw(**{k: c.value for k, c in controls.items()}))
+    return draw(**values), widget

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+from sklearn.tree import DecisionTreeRegressor
+
+from ssl_tutorial.methods.forest_smoother import (
+    REGRESSION_FUNCTIONS,
+    _bootstrap_indices_from_seed,
+    effective_parameters,
+    error_decomposition,
+    in_bag_counts,
+    sample_regression,
+    smoother_weights,
+)
+
+MODELS = {
+    "tree": lambda: DecisionTreeRegressor(min_samples_leaf=3, random_state=0),
+    "forest_bootstrap": lambda: RandomForestRegressor(n_estimators=8, random_state=0),
+    "forest_no_bootstrap": lambda: RandomForestRegressor(n_estimators=8, bootstrap=False, max_features=0.5,
+                                                         random_state=0),
+    "forest_max_samples": lambda: RandomForestRegressor(n_estimators=8, max_samples=0.5, random_state=0),
+    "extra_trees": lambda: ExtraTreesRegressor(n_estimators=8, min_samples_leaf=2, random_state=0),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("function", ["sine", "sine_2d"])
+def test_weights_reproduce_predictions(name, function):
+    X, y, _ = sample_regression(120, function, seed=1)
+    X_new, _, _ = sample_regression(50, function, seed=2)
+    model = MODELS[name]().fit(X, y)
+    for points in (X, X_new):
+        w = smoother_weights(model, X, points)
+        assert w.shape == (len(points), len(X))
+        assert (w >= 0).all()
+        np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(w @ y, model.predict(points), atol=1e-8)
+
+
+def test_in_bag_counts():
+    X, y, _ = sample_regression(100, seed=0)
+    counts = in_bag_counts(RandomForestRegressor(n_estimators=6, random_state=0).fit(X, y), len(X))
+    assert counts.shape == (6, 100) and np.issubdtype(counts.dtype, np.integer)
+    assert (counts.sum(axis=1) == 100).all()
+    assert (counts != 1).any() and (counts == 0).any() and (counts >= 2).any()
+    half = in_bag_counts(RandomForestRegressor(n_estimators=6, max_samples=0.5, random_state=0).fit(X, y), len(X))
+    assert (half.sum(axis=1) == 50).all()
+    no_boot = RandomForestRegressor(n_estimators=3, bootstrap=False, random_state=0).fit(X, y)
+    assert (in_bag_counts(no_boot, len(X)) == 1).all()
+
+
+def test_seed_fallback_matches_estimators_samples():
+    X, y, _ = sample_regression(80, seed=0)
+    forest = RandomForestRegressor(n_estimators=4, max_samples=0.7, random_state=3).fit(X, y)
+    for tree, idx in zip(forest.estimators_, forest.estimators_samples_):
+        np.testing.assert_array_equal(_bootstrap_indices_from_seed(tree, len(X)), idx)
+
+
+def test_effective_parameters():
+    X, y, _ = sample_regression(100, seed=0)
+    tree = DecisionTreeRegressor(min_samples_leaf=1, random_state=0).fit(X, y)
+    p_tree = effective_parameters(smoother_weights(tree, X, X))
+    assert p_tree == pytest.approx(len(X))
+    forest = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y)
+    assert effective_parameters(smoother_weights(forest, X, X)) < p_tree
+    assert effective_parameters(np.full((7, 30), 1 / 30)) == pytest.approx(1.0)
+
+
+def test_sample_regression():
+    for name, f in REGRESSION_FUNCTIONS.items():
+        X, y, f_true = sample_regression(40, name, noise=0.0, seed=5)
+        assert X.shape == (40, f.dim) and y.shape == f_true.shape == (40,)
+        np.testing.assert_array_equal(y, f_true)
+    a, b = sample_regression(30, seed=4), sample_regression(30, seed=4)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_error_decomposition_is_exact():
+    X_test = np.linspace(0, 1, 25)[:, None]
+    out = error_decomposition(lambda seed: RandomForestRegressor(n_estimators=5, random_state=seed), "sine", n=60,
+                              noise=0.3, X_test=X_test, input_draws=3, noise_draws=3, seed=0)
+    assert set(out) == {"bias2", "input_variance", "noise_variance", "mse"}
+    assert all(isinstance(v, float) and v >= 0 for v in out.values())
+    total = out["bias2"] + out["input_variance"] + out["noise_variance"]
+    assert total == pytest.approx(out["mse"], rel=1e-9)
+
+
+def _one_line_error(fn, *args, **kwargs):
+    with pytest.raises(ValueError) as err:
+        fn(*args, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_inputs():
+    _one_line_error(sample_regression, 10, "wiggle")
+    _one_line_error(sample_regression, 10, "sine", noise=-1.0)
+    _one_line_error(error_decomposition, DecisionTreeRegressor, "wiggle", 10, 0.1, np.zeros((3, 1)))
+    _one_line_error(error_decomposition, DecisionTreeRegressor, "sine", 10, -0.1, np.zeros((3, 1)))
+    _one_line_error(error_decomposition, DecisionTreeRegressor, "sine", 10, 0.1, np.zeros((3, 2)))
+    X, y, _ = sample_regression(40, seed=0)
+    X2, _, _ = sample_regression(40, "sine_2d", seed=0)
+    for model in (DecisionTreeRegressor().fit(X, y), RandomForestRegressor(n_estimators=2).fit(X, y)):
+        _one_line_error(smoother_weights, model, X, X2)
+        _one_line_error(smoother_weights, model, X2, X)
+    for model in (DecisionTreeRegressor(), RandomForestRegressor(n_estimators=2), ExtraTreesRegressor()):
+        _one_line_error(smoother_weights, model, X, X)
+    _one_line_error(in_bag_counts, RandomForestRegressor(), 40)
