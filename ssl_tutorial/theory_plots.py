@@ -66,3 +66,64 @@ def mixture_view(x: np.ndarray, components: np.ndarray, labels: np.ndarray, titl
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def smoother_view(X_train: np.ndarray, y_train: np.ndarray, models: dict, x0: float, grid: np.ndarray):
+    """1-D: each model's fit over ``grid`` with the training points (top), and the smoother weights that its
+    prediction at ``x0`` puts on each training point (bottom): f(x0) is their weighted mean."""
+    from .methods.forest_smoother import smoother_weights
+
+    fig, axes = plt.subplots(2, len(models), figsize=(4.6 * len(models), 5.0), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2]})
+    x = X_train[:, 0]
+    for k, (name, model) in enumerate(models.items()):
+        top, bottom = axes[0, k], axes[1, k]
+        w = smoother_weights(model, X_train, np.array([[x0]]))[0]
+        top.scatter(x, y_train, s=8, c="lightgray")
+        top.scatter(x[w > 0], y_train[w > 0], s=10 + 400 * w[w > 0], c="tab:red", alpha=0.6, label="weight > 0")
+        top.plot(grid, model.predict(grid[:, None]), color="tab:blue", lw=1.2, label="prediction")
+        top.axvline(x0, color="black", ls=":", lw=1)
+        top.set(title=f"{name}: f(x0) = {w @ y_train:.2f}", ylabel="y")
+        top.legend(fontsize=7, loc="lower left", markerscale=0.4)
+        bottom.vlines(x, 0, w, color="tab:red")
+        bottom.axvline(x0, color="black", ls=":", lw=1)
+        bottom.set(xlabel="x", ylabel="weight ŵ_i(x0)",
+                   title=f"{int((w > 0).sum())} training point{'s' * ((w > 0).sum() > 1)} share the weight; "
+                         f"‖ŵ‖² = {np.sum(w ** 2):.2f}")
+    fig.tight_layout()
+    return fig
+
+
+def effective_parameters_view(table: pd.DataFrame, by_distance: pd.Series, n_train: int):
+    """Left: p_e against the number of trees (columns: trees, noise, where, p_e), on training and on test inputs.
+    Right: p_e of test inputs grouped by their distance to the nearest training input."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for k, noise in enumerate(sorted(table["noise"].unique())):
+        for where, style in (("train", "-"), ("test", "--")):
+            sub = table[(table["noise"] == noise) & (table["where"] == where)]
+            left.plot(sub["trees"], sub["p_e"], style, color=plt.cm.viridis(k / 2.5), label=f"noise {noise:g}, {where}")
+    left.set(xscale="log", xlabel="trees in the forest", ylabel="effective parameters p_e",
+             title=f"n = {n_train}; a fully grown tree has p_e = n on its training inputs")
+    left.legend(fontsize=7)
+    right.bar(range(len(by_distance)), by_distance.to_numpy(), color="tab:purple")
+    right.set_xticks(range(len(by_distance)), by_distance.index, fontsize=8)
+    right.set(xlabel="test inputs, by distance to the nearest training input", ylabel="p_e",
+              title="the forest smooths more where it has seen less")
+    fig.tight_layout()
+    return fig
+
+
+def error_terms(table: pd.DataFrame):
+    """The error decomposition against the number of trees: stacked bias², input variance and noise variance
+    (columns trees, bias2, input_variance, noise_variance)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    x = np.arange(len(table))
+    bottom = np.zeros(len(table))
+    for term, colour in (("bias2", "tab:gray"), ("input_variance", "tab:orange"), ("noise_variance", "tab:blue")):
+        ax.bar(x, table[term], bottom=bottom, color=colour, label=term.replace("_", " "))
+        bottom += table[term].to_numpy()
+    ax.set_xticks(x, table["trees"])
+    ax.set(xlabel="trees in the forest", ylabel="mean squared error to the true f", title="where the error goes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -5,12 +5,12 @@ from sklearn.tree import DecisionTreeRegressor
 
 from ssl_tutorial.methods.forest_smoother import (
     REGRESSION_FUNCTIONS,
-    _bootstrap_indices_from_seed,
     effective_parameters,
     error_decomposition,
     in_bag_counts,
     sample_regression,
     smoother_weights,
+    tree_weights,
 )
 
 MODELS = {
@@ -49,13 +49,6 @@ def test_in_bag_counts():
     assert (in_bag_counts(no_boot, len(X)) == 1).all()
 
 
-def test_seed_fallback_matches_estimators_samples():
-    X, y, _ = sample_regression(80, seed=0)
-    forest = RandomForestRegressor(n_estimators=4, max_samples=0.7, random_state=3).fit(X, y)
-    for tree, idx in zip(forest.estimators_, forest.estimators_samples_):
-        np.testing.assert_array_equal(_bootstrap_indices_from_seed(tree, len(X)), idx)
-
-
 def test_effective_parameters():
     X, y, _ = sample_regression(100, seed=0)
     tree = DecisionTreeRegressor(min_samples_leaf=1, random_state=0).fit(X, y)
@@ -79,10 +72,21 @@ def test_error_decomposition_is_exact():
     X_test = np.linspace(0, 1, 25)[:, None]
     out = error_decomposition(lambda seed: RandomForestRegressor(n_estimators=5, random_state=seed), "sine", n=60,
                               noise=0.3, X_test=X_test, input_draws=3, noise_draws=3, seed=0)
-    assert set(out) == {"bias2", "input_variance", "noise_variance", "mse"}
-    assert all(isinstance(v, float) and v >= 0 for v in out.values())
+    assert set(out) == {"bias2", "input_variance", "noise_variance", "mse", "bias2_halves"}
+    exact = {k: v for k, v in out.items() if k != "bias2_halves"}
+    assert all(isinstance(v, float) and v >= 0 for v in exact.values())
     total = out["bias2"] + out["input_variance"] + out["noise_variance"]
     assert total == pytest.approx(out["mse"], rel=1e-9)
+    assert out["bias2_halves"] < out["bias2"]  # the Monte-Carlo variance is gone
+
+
+def test_tree_weights_average_to_the_forest():
+    X, y, _ = sample_regression(50, seed=1)
+    forest = RandomForestRegressor(n_estimators=6, random_state=0).fit(X, y)
+    per_tree = list(tree_weights(forest, X, X[:10]))
+    assert len(per_tree) == 6
+    np.testing.assert_allclose(sum(per_tree) / 6, smoother_weights(forest, X, X[:10]))
+    np.testing.assert_allclose(per_tree[0] @ y, forest.estimators_[0].predict(X[:10]), atol=1e-10)
 
 
 def _one_line_error(fn, *args, **kwargs):

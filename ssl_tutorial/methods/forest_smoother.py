@@ -45,17 +45,6 @@ FORESTS = (RandomForestRegressor, ExtraTreesRegressor)
 
 # --- in-bag counts c_i ---------------------------------------------------------------------------
 
-def _bootstrap_indices_from_seed(tree, n_train: int) -> np.ndarray:
-    """The in-bag indices of one bootstrapped tree, redrawn from its seed as sklearn < 1.4 drew them.
-
-    Only used where ``forest.estimators_samples_`` (sklearn >= 1.4) is missing. The tree was fitted
-    with sample weights c_i, so its root holds Σ_i c_i = the bootstrap size (valid without a
-    user ``sample_weight``).
-    """
-    n_boot = int(round(tree.tree_.weighted_n_node_samples[0]))
-    return np.random.RandomState(tree.random_state).randint(0, n_train, n_boot)
-
-
 def in_bag_counts(forest: RandomForestRegressor | ExtraTreesRegressor, n_train: int) -> np.ndarray:
     """How many times each training point was drawn for each tree: ints of shape (n_trees, n_train).
 
@@ -65,11 +54,8 @@ def in_bag_counts(forest: RandomForestRegressor | ExtraTreesRegressor, n_train: 
     _check_fitted(forest)
     if not forest.bootstrap:
         return np.ones((len(forest.estimators_), n_train), dtype=np.int64)
-    if hasattr(type(forest), "estimators_samples_"):  # drawn with replacement: indices repeat
-        samples = forest.estimators_samples_
-    else:
-        samples = [_bootstrap_indices_from_seed(tree, n_train) for tree in forest.estimators_]
-    counts = np.stack([np.bincount(idx, minlength=n_train) for idx in samples])
+    # scikit-learn >= 1.4: each tree's in-bag indices, drawn with replacement (so they repeat)
+    counts = np.stack([np.bincount(idx, minlength=n_train) for idx in forest.estimators_samples_])
     if counts.shape[1] != n_train:
         raise ValueError(f"the forest was fitted on more than n_train={n_train} points; pass the training set size.")
     return counts.astype(np.int64)
@@ -100,6 +86,15 @@ def _tree_weights(tree, X_train: np.ndarray, X: np.ndarray, counts: np.ndarray) 
     return w / w.sum(axis=1, keepdims=True)  # every leaf holds at least one in-bag point
 
 
+def tree_weights(forest, X_train, X):
+    """Each tree's weights ŵ^(b)(X) in turn, with its in-bag counts: an iterator of (len(X), n_train) arrays.
+    Their running mean is the weights of the forest of the first b trees."""
+    _check_fitted(forest)
+    X_train, X = _as_inputs(forest, X_train, "X_train"), _as_inputs(forest, X, "X")
+    for tree, c in zip(forest.estimators_, in_bag_counts(forest, len(X_train))):
+        yield _tree_weights(tree, X_train, X, c)
+
+
 def smoother_weights(model, X_train, X) -> np.ndarray:
     """The weights ŵ(x) that ``model.predict(X)`` puts on each training outcome: shape (len(X), n_train).
 
@@ -111,14 +106,10 @@ def smoother_weights(model, X_train, X) -> np.ndarray:
     if not isinstance(model, (BaseDecisionTree, *FORESTS)):
         raise TypeError(f"expected a fitted regression tree or forest, got {type(model).__name__}.")
     _check_fitted(model)
-    X_train, X = _as_inputs(model, X_train, "X_train"), _as_inputs(model, X, "X")
     if isinstance(model, BaseDecisionTree):
+        X_train, X = _as_inputs(model, X_train, "X_train"), _as_inputs(model, X, "X")
         return _tree_weights(model, X_train, X, np.ones(len(X_train)))
-    counts = in_bag_counts(model, len(X_train))
-    weights = np.zeros((len(X), len(X_train)))
-    for tree, c in zip(model.estimators_, counts):
-        weights += _tree_weights(tree, X_train, X, c)
-    return weights / len(model.estimators_)
+    return sum(tree_weights(model, X_train, X)) / len(model.estimators_)
 
 
 def effective_parameters(weights: np.ndarray) -> float:
@@ -189,6 +180,10 @@ def error_decomposition(make_model: Callable[[int], object], function: str, n: i
                                                           also contains the model's own randomness
                                                           (bootstrap, feature draws), re-seeded per fit
         mse = bias2 + input_variance + noise_variance
+
+    With few fits, ``bias2`` still holds Var(mean F), the Monte-Carlo variance of the average prediction.
+    ``bias2_halves`` = mean_x (mean_A F − f)(mean_B F − f), over two independent halves A, B of the input
+    draws, has no such term (its expectation is the squared bias; it can come out slightly negative).
     """
     f = _regression_function(function)
     _check_noise(noise)
@@ -196,8 +191,8 @@ def error_decomposition(make_model: Callable[[int], object], function: str, n: i
     if X_test.shape[1] != f.dim:
         raise ValueError(f"X_test has {X_test.shape[1]} features but {function!r} takes {f.dim}; "
                          f"pass X_test of shape (m, {f.dim}).")
-    if input_draws < 1 or noise_draws < 1:
-        raise ValueError(f"input_draws and noise_draws must be >= 1, got {input_draws} and {noise_draws}.")
+    if input_draws < 2 or noise_draws < 1:
+        raise ValueError(f"input_draws must be >= 2 and noise_draws >= 1, got {input_draws} and {noise_draws}.")
     rng = np.random.default_rng(seed)
     F = np.empty((input_draws, noise_draws, len(X_test)))
     for r in range(input_draws):
@@ -213,4 +208,6 @@ def error_decomposition(make_model: Callable[[int], object], function: str, n: i
         "input_variance": float(np.mean(F.mean(axis=1).var(axis=0))),
         "noise_variance": float(np.mean(F.var(axis=1))),
         "mse": float(np.mean((F - f_test) ** 2)),
+        "bias2_halves": float(np.mean((F[:input_draws // 2].mean(axis=(0, 1)) - f_test)
+                                      * (F[input_draws // 2:].mean(axis=(0, 1)) - f_test))),
     }
