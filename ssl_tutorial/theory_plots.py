@@ -88,7 +88,7 @@ def smoother_view(X_train: np.ndarray, y_train: np.ndarray, models: dict, x0: fl
         bottom.vlines(x, 0, w, color="tab:red")
         bottom.axvline(x0, color="black", ls=":", lw=1)
         bottom.set(xlabel="x", ylabel="weight ŵ_i(x0)",
-                   title=f"{int((w > 0).sum())} training point{'s' * ((w > 0).sum() > 1)} share the weight; "
+                   title=f"{int((w > 0).sum())} training point{'s' if (w > 0).sum() > 1 else ''} share the weight; "
                          f"‖ŵ‖² = {np.sum(w ** 2):.2f}")
     fig.tight_layout()
     return fig
