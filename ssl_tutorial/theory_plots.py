@@ -98,10 +98,12 @@ def effective_parameters_view(table: pd.DataFrame, by_distance: pd.Series, n_tra
     """Left: p_e against the number of trees (columns: trees, noise, where, p_e), on training and on test inputs.
     Right: p_e of test inputs grouped by their distance to the nearest training input."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for k, noise in enumerate(sorted(table["noise"].unique())):
+    levels = sorted(table["noise"].unique())
+    for k, noise in enumerate(levels):
         for where, style in (("train", "-"), ("test", "--")):
             sub = table[(table["noise"] == noise) & (table["where"] == where)]
-            left.plot(sub["trees"], sub["p_e"], style, color=plt.cm.viridis(k / 2.5), label=f"noise {noise:g}, {where}")
+            left.plot(sub["trees"], sub["p_e"], style, color=plt.cm.viridis(0.85 * k / max(1, len(levels) - 1)),
+                      label=f"noise {noise:g}, {where}")
     left.set(xscale="log", xlabel="trees in the forest", ylabel="effective parameters p_e",
              title=f"n = {n_train}; a fully grown tree has p_e = n on its training inputs")
     left.legend(fontsize=7)
@@ -125,5 +127,37 @@ def error_terms(table: pd.DataFrame):
     ax.set_xticks(x, table["trees"])
     ax.set(xlabel="trees in the forest", ylabel="mean squared error to the true f", title="where the error goes")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def schedules_view(curves: dict[str, np.ndarray], boundaries=(), title: str = ""):
+    """Learning rate against step, one line per schedule, chunk boundaries dotted."""
+    fig, ax = plt.subplots(figsize=(9, 2.6))
+    for k, (name, lr) in enumerate(curves.items()):
+        ax.plot(np.arange(len(lr)), lr, color=plt.cm.tab10(k), label=name)
+    for b in boundaries:
+        ax.axvline(b, color="gray", ls=":", lw=1)
+    ax.set(xlabel="step", ylabel="learning rate", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def continual_view(runs: dict[str, pd.DataFrame], boundaries, column: str, window: int | None = None):
+    """Top: each run's learning rate; bottom, on the same steps: its held-out ``column`` (a loss on the first
+    chunk's data). Chunk boundaries dotted; ``window`` shades the steps right after each boundary."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    for k, (name, table) in enumerate(runs.items()):
+        top.plot(table["step"], table["lr"], color=plt.cm.tab10(k), label=name)
+        bottom.plot(table["step"], table[column], "o-", ms=2.5, color=plt.cm.tab10(k), label=name)
+    for ax in (top, bottom):
+        for b in boundaries:
+            ax.axvline(b, color="gray", ls=":", lw=1)
+            if window and ax is bottom:
+                ax.axvspan(b, b + window, color="gray", alpha=0.12)
+    top.set(ylabel="learning rate")
+    top.legend(fontsize=8)
+    bottom.set(xlabel="step", ylabel=column, title="held-out loss on the first domain (shaded: right after a switch)")
     fig.tight_layout()
     return fig

@@ -68,17 +68,40 @@ def test_sample_regression():
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_error_decomposition_is_exact():
+class _Mean:
+    """Predicts the mean outcome everywhere: its error terms are known in closed form."""
+
+    def __init__(self, seed):
+        pass
+
+    def fit(self, X, y):
+        self.value = y.mean()
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.value)
+
+
+def test_error_decomposition_is_unbiased():
+    # for the mean predictor on sin(2 pi x), x ~ U[0, 1]: noise var = noise^2 / n, input var = Var f / n = 1 / (2 n),
+    # bias^2 = mean of f(x)^2 over the test points (E f = 0)
+    X_test = np.linspace(0, 1, 101)[:, None]
+    n, noise = 10, 0.5
+    out = error_decomposition(_Mean, "sine", n=n, noise=noise, X_test=X_test, input_draws=300, noise_draws=20, seed=0)
+    assert set(out) == {"bias2", "input_variance", "noise_variance", "mse"}
+    assert out["noise_variance"] == pytest.approx(noise**2 / n, rel=0.1)
+    assert out["input_variance"] == pytest.approx(1 / (2 * n), rel=0.2)
+    assert out["bias2"] == pytest.approx(np.mean(np.sin(2 * np.pi * X_test[:, 0]) ** 2), abs=0.01)
+    total = out["bias2"] + out["input_variance"] + out["noise_variance"]
+    assert total == pytest.approx(out["mse"], rel=0.05)
+
+
+def test_error_decomposition_of_a_forest():
     X_test = np.linspace(0, 1, 25)[:, None]
     out = error_decomposition(lambda seed: RandomForestRegressor(n_estimators=5, random_state=seed), "sine", n=60,
                               noise=0.3, X_test=X_test, input_draws=3, noise_draws=3, seed=0)
-    assert set(out) == {"bias2", "input_variance", "noise_variance", "mse", "bias2_halves"}
-    exact = {k: v for k, v in out.items() if k != "bias2_halves"}
-    assert all(isinstance(v, float) and v >= 0 for v in exact.values())
-    total = out["bias2"] + out["input_variance"] + out["noise_variance"]
-    assert total == pytest.approx(out["mse"], rel=1e-9)
-    assert out["bias2_halves"] < out["bias2"]  # the Monte-Carlo variance is gone
-
+    assert out["noise_variance"] > 0 and out["mse"] > 0
+    assert all(isinstance(v, float) for v in out.values())
 
 def test_tree_weights_average_to_the_forest():
     X, y, _ = sample_regression(50, seed=1)

@@ -60,9 +60,8 @@ class LabelledMixture:
 
     def bayes_predict(self, x: np.ndarray) -> np.ndarray:
         """The Bayes classifier: argmax_y p(y | x), with the true parameters."""
-        if self.rule == "non-informative":
-            z = self.log_posterior(x).argmax(1)  # the component is near-certain when the means are far apart
-            return ((x - self.means[z]) @ self.direction > 0).astype(int)
+        if self.rule == "non-informative":  # u is orthogonal to every mean: (x - mu_z) . u = x . u, whatever z
+            return (x @ self.direction > 0).astype(int)
         post = np.exp(self.log_posterior(x))
         by_class = np.stack([post[:, self.component_class == c].sum(1) for c in range(self.n_classes)], 1)
         return by_class.argmax(1)

@@ -55,6 +55,9 @@ def in_bag_counts(forest: RandomForestRegressor | ExtraTreesRegressor, n_train: 
     if not forest.bootstrap:
         return np.ones((len(forest.estimators_), n_train), dtype=np.int64)
     # scikit-learn >= 1.4: each tree's in-bag indices, drawn with replacement (so they repeat)
+    if n_train != getattr(forest, "_n_samples", n_train):
+        raise ValueError(f"the forest was fitted on {forest._n_samples} points, not n_train={n_train}; "
+                         "pass the training set it was fitted on.")
     counts = np.stack([np.bincount(idx, minlength=n_train) for idx in forest.estimators_samples_])
     if counts.shape[1] != n_train:
         raise ValueError(f"the forest was fitted on more than n_train={n_train} points; pass the training set size.")
@@ -89,6 +92,9 @@ def _tree_weights(tree, X_train: np.ndarray, X: np.ndarray, counts: np.ndarray) 
 def tree_weights(forest, X_train, X):
     """Each tree's weights ŵ^(b)(X) in turn, with its in-bag counts: an iterator of (len(X), n_train) arrays.
     Their running mean is the weights of the forest of the first b trees."""
+    if not isinstance(forest, FORESTS):
+        raise TypeError(f"tree_weights needs a fitted forest, got {type(forest).__name__}; "
+                        "use smoother_weights for a single tree.")
     _check_fitted(forest)
     X_train, X = _as_inputs(forest, X_train, "X_train"), _as_inputs(forest, X, "X")
     for tree, c in zip(forest.estimators_, in_bag_counts(forest, len(X_train))):
@@ -167,23 +173,23 @@ def sample_regression(n: int, function: str = "sine", noise: float = 0.3, seed: 
 def error_decomposition(make_model: Callable[[int], object], function: str, n: int, noise: float, X_test,
                         input_draws: int = 5, noise_draws: int = 5, seed: int = 0, low: float = 0.0,
                         high: float = 1.0) -> dict[str, float]:
-    """Monte-Carlo decomposition of the mean squared error to the true f at ``X_test``.
+    """Monte-Carlo decomposition of the expected squared error to the true f at ``X_test``.
 
-    For r = 1..input_draws draw training inputs X_r; for s = 1..noise_draws draw fresh outcome noise
-    on those inputs, fit ``make_model(random_state)`` (a fresh seed per (r, s)) and predict F[r, s, :].
-    By the law of total variance (population variances), exactly:
+    For r = 1..R (``input_draws``) draw training inputs X_r; for s = 1..S (``noise_draws``) draw fresh outcome
+    noise on those inputs, fit ``make_model(random_state)`` (a fresh seed per (r, s)) and predict F[r, s, :].
+    By the law of total variance the expected error splits into
 
-        mse            = mean_x mean_{r,s} (F − f)²
-        bias2          = mean_x (mean_{r,s} F − f)²
-        input_variance = mean_x Var_r(mean_s F[r, s])     variance due to which inputs were drawn
-        noise_variance = mean_x mean_r Var_s(F[r, s])     variance due to the outcome noise, which here
-                                                          also contains the model's own randomness
-                                                          (bootstrap, feature draws), re-seeded per fit
-        mse = bias2 + input_variance + noise_variance
+        E (F − f)² = bias² + input variance + noise variance
+        bias²          = (E F − f)²                   what no amount of averaging removes
+        input variance = Var_X E[F | X]               which training inputs were drawn
+        noise variance = E_X Var[F | X]               the outcome noise, and the model's own randomness
+                                                      (bootstrap, feature draws), re-seeded with every fit
 
-    With few fits, ``bias2`` still holds Var(mean F), the Monte-Carlo variance of the average prediction.
-    ``bias2_halves`` = mean_x (mean_A F − f)(mean_B F − f), over two independent halves A, B of the input
-    draws, has no such term (its expectation is the squared bias; it can come out slightly negative).
+    each averaged over x. The plain sample versions are biased with few draws: the variance over r of the mean
+    over s still holds (noise variance)/S, and the squared error of the grand mean holds Var(grand mean). The
+    estimates returned remove both (ddof=1 variances, then the leaked parts subtracted), so they are unbiased
+    and their sum estimates ``mse`` (the sample mean squared error) without equalling it exactly. With few
+    draws a small term can come out slightly negative.
     """
     f = _regression_function(function)
     _check_noise(noise)
@@ -191,8 +197,8 @@ def error_decomposition(make_model: Callable[[int], object], function: str, n: i
     if X_test.shape[1] != f.dim:
         raise ValueError(f"X_test has {X_test.shape[1]} features but {function!r} takes {f.dim}; "
                          f"pass X_test of shape (m, {f.dim}).")
-    if input_draws < 2 or noise_draws < 1:
-        raise ValueError(f"input_draws must be >= 2 and noise_draws >= 1, got {input_draws} and {noise_draws}.")
+    if input_draws < 2 or noise_draws < 2:
+        raise ValueError(f"input_draws and noise_draws must both be >= 2, got {input_draws} and {noise_draws}.")
     rng = np.random.default_rng(seed)
     F = np.empty((input_draws, noise_draws, len(X_test)))
     for r in range(input_draws):
@@ -203,11 +209,12 @@ def error_decomposition(make_model: Callable[[int], object], function: str, n: i
             model = make_model(int(rng.integers(2**31 - 1)))
             F[r, s] = model.fit(X_r, y).predict(X_test)
     f_test = f(X_test)
+    within = F.var(axis=1, ddof=1).mean(axis=0)  # unbiased for the noise variance, per x
+    between = F.mean(axis=1).var(axis=0, ddof=1)  # unbiased for input variance + noise variance / S
+    grand = F.mean(axis=(0, 1))
     return {
-        "bias2": float(np.mean((F.mean(axis=(0, 1)) - f_test) ** 2)),
-        "input_variance": float(np.mean(F.mean(axis=1).var(axis=0))),
-        "noise_variance": float(np.mean(F.var(axis=1))),
+        "bias2": float(np.mean((grand - f_test) ** 2 - between / input_draws)),
+        "input_variance": float(np.mean(between - within / noise_draws)),
+        "noise_variance": float(np.mean(within)),
         "mse": float(np.mean((F - f_test) ** 2)),
-        "bias2_halves": float(np.mean((F[:input_draws // 2].mean(axis=(0, 1)) - f_test)
-                                      * (F[input_draws // 2:].mean(axis=(0, 1)) - f_test))),
     }

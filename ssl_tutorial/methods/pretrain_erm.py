@@ -90,6 +90,11 @@ def error_rate(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((model.predict(x) != y).mean())
 
 
+def _seed(*keys: int) -> int:
+    """One seed per purpose: distinct keys never share a random stream (unlike seed + 1, seed + 2, ...)."""
+    return int(np.random.SeedSequence([abs(int(k)) for k in keys]).generate_state(1)[0])
+
+
 def risk_curves(mixture, ns, m: int, draws: int = 5, test: int = 5000, seed: int = 0,
                 learners=LEARNERS) -> pd.DataFrame:
     """Test error and excess risk (error - Bayes error, in points) of each learner at each number of labels n.
@@ -100,20 +105,20 @@ def risk_curves(mixture, ns, m: int, draws: int = 5, test: int = 5000, seed: int
     unknown = [name for name in learners if name not in LEARNERS]
     if unknown:
         raise ValueError(f"unknown learners {unknown}; choose from: {', '.join(LEARNERS)}")
-    x_test, _, y_test = mixture.sample(test, seed=seed + 1)
+    x_test, _, y_test = mixture.sample(test, seed=_seed(seed, 1))
     bayes = 100 * float((mixture.bayes_predict(x_test) != y_test).mean())
     pretrained = None
     if "pretrain + ERM" in learners:
-        pretrained = PretrainThenERM(mixture.n_components, seed=seed).pretrain(mixture.sample(m, seed=seed + 2)[0])
+        pretrained = PretrainThenERM(mixture.n_components, seed=seed).pretrain(mixture.sample(m, seed=_seed(seed, 2, m))[0])
     rows = []
     for n in ns:
         for draw in range(draws):
-            x, _, y = mixture.sample(n, seed=seed + 1000 * (draw + 1) + n)
+            x, _, y = mixture.sample(n, seed=_seed(seed, 3, n, draw))
             for name in learners:
                 if name == "pretrain + ERM":
                     model = pretrained.fit(x, y)
                 else:
-                    model = supervised(x, y, kind=name.split()[-1].lower(), seed=seed + draw)
+                    model = supervised(x, y, kind=name.split()[-1].lower(), seed=_seed(seed, 4, n, draw))
                 error = 100 * error_rate(model, x_test, y_test)
                 rows.append({"n": n, "learner": name, "draw": draw, "error": error, "excess": error - bayes})
     table = pd.DataFrame(rows)
