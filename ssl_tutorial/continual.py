@@ -14,7 +14,9 @@ run, its watches and the weights are cached by the full configuration, as ``fit(
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -29,9 +31,11 @@ def held_out_loss(model, images: torch.Tensor, seed: int = 1234) -> float:
     that a curve of it over training moves only because the model does."""
     was_training = model.training
     model.eval()
-    with torch.no_grad(), torch.random.fork_rng(devices=[] if images.device.type == "cpu" else [images.device]):
+    device = next(model.parameters()).device
+    images = images.to(device)  # the held-out images may live on the CPU while the model is on a GPU
+    with torch.no_grad(), torch.random.fork_rng(devices=[] if device.type != "cuda" else [device]):
         torch.manual_seed(seed)
-        value = float(model.loss((images, torch.zeros(len(images), dtype=torch.long, device=images.device)))[0])
+        value = float(model.loss((images, torch.zeros(len(images), dtype=torch.long, device=device)))[0])
     model.train(was_training)
     return value
 
@@ -61,7 +65,8 @@ def continual_fit(model: torch.nn.Module, chunks: Sequence[Dataset], cfg, lr: Ca
     stream = Dataset(torch.cat([c.images for c in chunks]), torch.cat([c.labels for c in chunks]), chunks[0].class_names)
     settings = {"steps_per_chunk": steps_per_chunk, "chunks": len(chunks), "batch_size": batch_size,
                 "weight_decay": weight_decay, "rates": rates, "schedule": schedule, "config": cfg.key(),
-                "watch_every": watch_every, "extra": key_extra}
+                "watch_every": watch_every, "extra": key_extra,
+                "loop": hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()}  # this file's code
     path = cache_dir() / f"{name}-{cache_key(model, stream, settings)[:20]}.pt"
     history = _load(path, model) if cache else None
     if history is not None:
