@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import nets
 from .data import Dataset
-from .train import History, _load, _save, cache_dir, cache_key
+from .train import History, _save, load_cached
 
 
 def held_out_loss(model, images: torch.Tensor, seed: int = 1234) -> float:
@@ -67,12 +67,8 @@ def continual_fit(model: torch.nn.Module, chunks: Sequence[Dataset], cfg, lr: Ca
                 "weight_decay": weight_decay, "rates": rates, "schedule": schedule, "config": cfg.key(),
                 "watch_every": watch_every, "extra": key_extra,
                 "loop": hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()}  # this file's code
-    path = cache_dir() / f"{name}-{cache_key(model, stream, settings)[:20]}.pt"
-    history = _load(path, model) if cache else None
+    path, history = load_cached(model, stream, settings, cfg, name, cache, progress)
     if history is not None:
-        model.to(cfg.device).eval()
-        if progress:
-            print(f"{name}: loaded from cache ({path.name})")
         return history
 
     history = History(path=str(path))

@@ -86,6 +86,20 @@ def cache_key(model: torch.nn.Module, data: Dataset, settings: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def load_cached(model: torch.nn.Module, data: Dataset, settings: dict, cfg, name: str, cache: bool = True,
+                progress: bool = True) -> tuple[Path, History | None]:
+    """The checkpoint path for this configuration, and its History if a readable checkpoint is there (the weights
+    then loaded into ``model``, which is left on ``cfg.device`` in eval mode). Shared by ``fit`` and
+    ``continual.continual_fit``."""
+    path = cache_dir() / f"{name}-{cache_key(model, data, settings)[:20]}.pt"
+    history = _load(path, model) if cache else None
+    if history is not None:
+        model.to(cfg.device).eval()
+        if progress:
+            print(f"{name}: loaded from cache ({path.name})")
+    return path, history
+
+
 def _load(path: Path, model: torch.nn.Module) -> History | None:
     if not path.exists():
         return None
@@ -150,12 +164,8 @@ def fit(model: torch.nn.Module, data: Dataset, cfg, *, steps: int | None = None,
         nets.seeded_init(model, cfg.seed)
         if hasattr(model, "after_init"):  # e.g. a teacher that must start as a copy of the student
             model.after_init()
-    path = cache_dir() / f"{name}-{cache_key(model, data, settings)[:20]}.pt"
-    history = _load(path, model) if cache else None
+    path, history = load_cached(model, data, settings, cfg, name, cache, progress)
     if history is not None:
-        model.to(cfg.device).eval()
-        if progress:
-            print(f"{name}: loaded from cache ({path.name})")
         return history
 
     history = History(path=str(path))
