@@ -161,3 +161,45 @@ def continual_view(runs: dict[str, pd.DataFrame], boundaries, column: str, windo
     bottom.set(xlabel="step", ylabel=column, title="held-out loss on the first domain (shaded: right after a switch)")
     fig.tight_layout()
     return fig
+
+
+def task_map(xy: np.ndarray, lengths: np.ndarray, point=None, task_image=None, title: str = ""):
+    """CLUTR's task manifold: 2-D coordinates of tasks' latent codes coloured by their optimal path length, and,
+    if given, the task decoded at ``point`` (drawn as a cross) beside it."""
+    fig, axes = plt.subplots(1, 2 if task_image is not None else 1, figsize=(8.6 if task_image is not None else 5, 3.8),
+                             squeeze=False, gridspec_kw={"width_ratios": [1.6, 1]} if task_image is not None else None)
+    ax = axes[0, 0]
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=lengths, cmap="viridis", s=9, alpha=0.8)
+    fig.colorbar(sc, ax=ax, label="optimal path length (moves)")
+    if point is not None:
+        ax.plot(*point, "x", color="red", markersize=12, mew=2.5)
+    ax.set(xlabel="latent PC 1", ylabel="latent PC 2", title=title or "held-out tasks in the VAE's latent space")
+    if task_image is not None:
+        axes[0, 1].imshow(task_image, interpolation="nearest")
+        axes[0, 1].set(xticks=[], yticks=[], title="the task decoded at the cross")
+    fig.tight_layout()
+    return fig
+
+
+def search_view(table: pd.DataFrame, reference: dict[str, float]):
+    """The teacher's search, iteration by iteration (``table`` columns ``iteration``, ``regret``, ``path length``):
+    the population's mean regret, and the mean optimal path length of the tasks it picks, with tasks drawn
+    from the prior at random as dashed lines (``reference`` holds the same two keys)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, column, label in zip(axes, ("regret", "path length"),
+                                 ("mean regret of the population", "path length of the picked tasks")):
+        ax.plot(table["iteration"], table[column], "o-", label="CEM teacher")
+        ax.axhline(reference[column], ls="--", color="gray", label="prior, at random")
+        ax.set(xlabel="CEM iteration", ylabel=label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def transfer_view(table: pd.DataFrame):
+    """Zero-shot success (%) of each student (rows) on each test set (columns), as grouped bars."""
+    ax = table.T.plot.bar(figsize=(7, 3.2), rot=0)
+    ax.set(ylabel="success (%)", ylim=(0, 100), title="zero-shot success on held-out tasks")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure

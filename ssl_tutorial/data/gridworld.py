@@ -103,6 +103,42 @@ def shortest_path(task: Task) -> int | None:
     return None if d < 0 else d
 
 
+def shortest_paths(tasks) -> np.ndarray:
+    """:func:`shortest_path` of many same-size tasks at once, (N,) int64 with -1 where the goal is unreachable
+    or lies under a wall: a breadth-first search run on all grids together, one array operation per move."""
+    tasks = list(tasks)
+    if not tasks:
+        return np.zeros(0, np.int64)
+    size = tasks[0].size
+    if any(t.size != size for t in tasks):
+        raise ValueError("all tasks must have the same grid size")
+    n = len(tasks)
+    free = np.ones((n, size, size), bool)
+    reached = np.zeros((n, size, size), bool)
+    goal = np.zeros((n, size, size), bool)
+    for i, t in enumerate(tasks):
+        if not all(_inside(cell, size) for cell in (*t.walls, t.start, t.goal)):
+            raise ValueError(f"a cell of task {i} lies outside the {size}x{size} grid")
+        for cell in t.walls:
+            free[i][cell] = False
+        reached[i][t.start] = free[i][t.start]
+        goal[i][t.goal] = True
+    dist = np.full(n, -1, np.int64)
+    for d in range(size * size):
+        hit = (reached & goal).any((1, 2)) & (dist < 0)
+        dist[hit] = d
+        grown = reached.copy()
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown[:, :, 1:] |= reached[:, :, :-1]
+        grown[:, :, :-1] |= reached[:, :, 1:]
+        grown &= free
+        if (grown == reached).all():
+            break
+        reached = grown
+    return dist
+
+
 def is_valid(task: Task) -> bool:
     """True when every cell is on the grid, start != goal, neither is a wall, and the goal is reachable."""
     if not all(_inside(cell, task.size) for cell in (*task.walls, task.start, task.goal)):
@@ -133,6 +169,66 @@ def random_tasks(n: int, size: int = 7, max_walls: int = 12, seed: int = 0) -> l
     _check_budget(size, max_walls)
     rng = np.random.default_rng(seed)
     return [random_task(size, max_walls, rng) for _ in range(n)]
+
+
+SEGMENT_LENGTHS = (2, 3, 4, 5)
+SEGMENT_FIELDS = ("on", "vertical", "row", "col", "length")
+
+
+def param_sizes(size: int = 7, segments: int = 5) -> list[int]:
+    """How many values each task parameter takes, in the order of :func:`params_task`: per wall segment
+    ``on`` (2), ``vertical`` (2), ``row`` and ``col`` of its first cell (size each), ``length`` (an index into
+    ``SEGMENT_LENGTHS``); then the start's row and column and the goal's row and column (size each)."""
+    _check_size(size)
+    if segments < 1:
+        raise ValueError(f"segments must be at least 1, got {segments}")
+    return [2, 2, size, size, len(SEGMENT_LENGTHS)] * segments + [size] * 4
+
+
+def params_task(params, size: int = 7, segments: int = 5) -> Task:
+    """The task a parameter vector describes (CLUTR's task parameterisation, see :func:`param_sizes`).
+
+    Every segment that is ``on`` walls off ``SEGMENT_LENGTHS[length]`` cells going right (or down if
+    ``vertical``) from (row, col), cut at the border; walls under the start or the goal are dropped. Any vector
+    of in-range integers is a task, so a VAE's output always decodes; it may still be unsolvable
+    (:func:`is_valid`)."""
+    sizes = param_sizes(size, segments)
+    p = np.asarray(params)
+    if p.shape != (len(sizes),) or not np.issubdtype(p.dtype, np.integer):
+        raise ValueError(f"params must be {len(sizes)} integers for a {size}x{size} grid with {segments} segments, "
+                         f"got shape {p.shape}, {p.dtype}")
+    if (p < 0).any() or (p >= np.array(sizes)).any():
+        raise ValueError(f"a parameter is out of range; the ranges are {sizes}")
+    walls = set()
+    for k in range(segments):
+        on, vertical, r, c, li = (int(x) for x in p[5 * k: 5 * k + 5])
+        if on:
+            cells = ((r + j, c) if vertical else (r, c + j) for j in range(SEGMENT_LENGTHS[li]))
+            walls |= {cell for cell in cells if _inside(cell, size)}
+    start, goal = (int(p[-4]), int(p[-3])), (int(p[-2]), int(p[-1]))
+    return Task(size, tuple(walls - {start, goal}), start, goal)
+
+
+def random_params(n: int, size: int = 7, segments: int = 5, seed: int = 0) -> np.ndarray:
+    """``n`` parameter vectors (n, len(param_sizes)) drawn uniformly, the first segment always on, kept only when
+    start != goal and the goal is reachable: the random task distribution of the segment world."""
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    sizes = np.array(param_sizes(size, segments))
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        batch = (rng.random((max(64, 2 * (n - len(out))), len(sizes))) * sizes).astype(np.int64)
+        batch[:, 0] = 1
+        tasks = [params_task(p, size, segments) for p in batch]
+        steps = shortest_paths(tasks)
+        out += [p for p, t, d in zip(batch, tasks, steps) if d > 0]  # reachable, and start != goal
+    return np.stack(out[:n]) if n else np.zeros((0, len(sizes)), np.int64)
+
+
+def segment_tasks(n: int, size: int = 7, segments: int = 5, seed: int = 0) -> list[Task]:
+    """The tasks of :func:`random_params` (domain randomisation over the segment world)."""
+    return [params_task(p, size, segments) for p in random_params(n, size, segments, seed)]
 
 
 def vocab_size(size: int = 7) -> int:
