@@ -4,6 +4,7 @@ import pytest
 from ssl_tutorial.data.gridworld import (
     COLOURS,
     PAD,
+    SEGMENT_LENGTHS,
     Task,
     bfs_distances,
     decode,
@@ -11,10 +12,15 @@ from ssl_tutorial.data.gridworld import (
     hand_made_tasks,
     is_valid,
     optimal_return,
+    param_sizes,
+    params_task,
+    random_params,
     random_task,
     random_tasks,
     render,
+    segment_tasks,
     shortest_path,
+    shortest_paths,
     vocab_size,
 )
 
@@ -150,3 +156,111 @@ def test_bad_inputs_raise_one_line_errors():
         with pytest.raises(ValueError, match=message) as info:
             call()
         assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the segment world
+def segment(on=1, vertical=0, row=0, col=0, length=0):
+    return [on, vertical, row, col, length]
+
+
+def params(*segments, start=(0, 0), goal=(6, 6), n_segments=5):
+    off = [segment(on=0)] * (n_segments - len(segments))
+    return np.array(sum((list(s) for s in (*segments, *off)), []) + [*start, *goal])
+
+
+def test_param_sizes():
+    assert SEGMENT_LENGTHS == (2, 3, 4, 5)
+    assert len(param_sizes()) == 29 and len(param_sizes(9, 2)) == 14
+    assert param_sizes(7, 3) == [2, 2, 7, 7, 4] * 3 + [7, 7, 7, 7]
+    with pytest.raises(ValueError, match="segments must be at least 1, got 0"):
+        param_sizes(7, 0)
+    with pytest.raises(ValueError, match="size must be at least 3"):
+        param_sizes(2, 3)
+
+
+def test_params_task_by_hand():
+    assert params_task(params(segment(row=2, col=1, length=0))) == Task(7, ((2, 1), (2, 2)), (0, 0), (6, 6))
+    vertical = params_task(params(segment(vertical=1, row=1, col=4, length=2)))
+    assert vertical.walls == ((1, 4), (2, 4), (3, 4), (4, 4))
+    cut = params_task(params(segment(row=3, col=5, length=3)))  # 5 cells from column 5: only 2 on the grid
+    assert cut.walls == ((3, 5), (3, 6))
+    assert params_task(params(segment(vertical=1, row=6, col=0, length=3))).walls == ((6, 0),)
+    two = params_task(params(segment(row=0, col=2, length=0), segment(vertical=1, row=0, col=3, length=1)))
+    assert two.walls == ((0, 2), (0, 3), (1, 3), (2, 3))  # overlapping segments are merged
+    off = params(segment(row=2, col=1), segment(on=0, vertical=1, row=4, col=4, length=3))
+    assert params_task(off).walls == ((2, 1), (2, 2))  # an off segment adds nothing
+    assert params_task(params(segment(on=0, row=2, col=1))).walls == ()  # the first segment can be off too
+    under = params_task(params(segment(row=0, col=0, length=3), start=(0, 0), goal=(0, 4)))
+    assert under.walls == ((0, 1), (0, 2), (0, 3)) and under.start == (0, 0) and under.goal == (0, 4)
+    small = params_task([1, 1, 0, 2, 1, 0, 0, 4, 4], size=5, segments=1)
+    assert small == Task(5, ((0, 2), (1, 2), (2, 2)), (0, 0), (4, 4))
+
+
+def test_params_task_bad_inputs():
+    good = params(segment())
+    cases = [
+        (lambda: params_task(good[:-1]), r"params must be 29 integers for a 7x7 grid with 5 segments, got shape \(28,\)"),
+        (lambda: params_task(good[None]), "params must be 29 integers"),
+        (lambda: params_task(good.astype(float)), "float64"),
+        (lambda: params_task(good, segments=4), "params must be 24 integers"),
+        (lambda: params_task(params(segment(length=4))), "out of range"),
+        (lambda: params_task(params(segment(row=7))), "out of range"),
+        (lambda: params_task(params(segment(on=2))), "out of range"),
+        (lambda: params_task(params(segment(), goal=(6, -1))), "out of range"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+def test_random_params():
+    p = random_params(100, seed=0)
+    assert p.shape == (100, 29) and p.dtype == np.int64
+    assert (p >= 0).all() and (p < np.array(param_sizes())).all()
+    assert (p[:, 0] == 1).all() and (p[:, 5::5][:, :4] == 0).any()  # the first segment on, others sometimes off
+    assert (random_params(100, seed=0) == p).all() and not (random_params(100, seed=1) == p).all()
+    assert all(is_valid(params_task(row)) for row in p)
+    q = random_params(30, size=5, segments=2, seed=3)
+    assert q.shape == (30, 14) and all(is_valid(params_task(row, 5, 2)) for row in q)
+    empty = random_params(0, segments=3)
+    assert empty.shape == (0, 19) and empty.dtype == np.int64
+    with pytest.raises(ValueError, match="non-negative"):
+        random_params(-1)
+
+
+def test_segment_tasks():
+    tasks = segment_tasks(50, seed=2)
+    assert len(tasks) == 50 and all(isinstance(t, Task) and is_valid(t) for t in tasks)
+    assert tasks == [params_task(p) for p in random_params(50, seed=2)]
+    small = segment_tasks(10, size=5, segments=2, seed=1)
+    assert small == [params_task(p, 5, 2) for p in random_params(10, size=5, segments=2, seed=1)]
+    assert segment_tasks(0) == []
+
+
+def test_shortest_paths_match_shortest_path():
+    rng = np.random.default_rng(0)
+    unfiltered = []  # random walls, start and goal, solvable or not, start or goal possibly on a wall
+    for _ in range(60):
+        cells = [tuple(int(x) for x in c) for c in rng.integers(0, 7, (int(rng.integers(0, 25)) + 2, 2))]
+        unfiltered.append(Task(7, tuple(cells[:-2]), cells[-2], cells[-1]))
+    tasks = [*random_tasks(100, seed=5), *segment_tasks(130, seed=5), *hand_made_tasks().values(), *unfiltered,
+             Task(7, ((2, 3), (4, 3), (3, 2), (3, 4)), (0, 0), (3, 3)),  # enclosed goal
+             Task(7, ((0, 0),), (0, 0), (6, 6)), Task(7, ((6, 6),), (0, 0), (6, 6)),  # start / goal on a wall
+             Task(7, (), (3, 3), (3, 3)), Task(7, (), (0, 0), (6, 6))]
+    expected = [-1 if d is None else d for d in map(shortest_path, tasks)]
+    got = shortest_paths(tasks)
+    assert got.dtype == np.int64 and got.shape == (len(tasks),) and got.tolist() == expected
+    assert got[-1] == 12 and got[-2] == 0 and (got[-5:-2] == -1).all() and (got == -1).sum() > 3
+    assert shortest_paths(iter(tasks[:3])).tolist() == expected[:3]  # any iterable
+    nine = random_tasks(20, size=9, max_walls=30, seed=0)
+    assert shortest_paths(nine).tolist() == [shortest_path(t) for t in nine]
+
+
+def test_shortest_paths_edge_cases():
+    empty = shortest_paths([])
+    assert empty.shape == (0,) and empty.dtype == np.int64
+    with pytest.raises(ValueError, match="same grid size"):
+        shortest_paths([Task(7, (), (0, 0), (1, 1)), Task(5, (), (0, 0), (1, 1))])
+    with pytest.raises(ValueError, match="a cell of task 1 lies outside the 7x7 grid"):
+        shortest_paths([Task(7, (), (0, 0), (1, 1)), Task(7, ((7, 0),), (0, 0), (1, 1))])

@@ -3,19 +3,30 @@
 Taught in notebooks/10_theory/06_clutr.ipynb.
 
 CLUTR (Azad et al., "CLUTR: Curriculum Learning via Unsupervised Task Representation Learning", ICML 2023) learns
-a latent space of *tasks* with a sequence VAE, then lets a teacher search that space for tasks of high regret.
+a latent space of *tasks* with a VAE, then lets a teacher search that space for tasks of high regret.
 Here a task is a ``size x size`` grid (7 x 7 by default) holding a set of wall cells, a start cell and a goal cell;
-the agent moves to one of its 4 neighbours per step and must reach the goal. :func:`random_task` draws
-0..max_walls walls at distinct cells and resamples until the goal is reachable (breadth-first search).
+the agent moves to one of its 4 neighbours per step and must reach the goal.
 
-Token encoding (the task parameterisation the VAE reads and writes): cell (r, c) is the token
-``r * size + c + 1``, so cell tokens are 1..size*size, ``PAD = 0``, and the vocabulary has ``size*size + 1``
-tokens (:func:`vocab_size`). A task is the fixed-length sequence of ``max_walls + 2`` tokens
+Two task worlds:
 
-    [wall_1, ..., wall_k, PAD, ..., PAD, start, goal]        (walls sorted, k <= max_walls)
+* **the segment world** (what the notebook uses): walls come as straight segments. A task is a vector of small
+  integer parameters (:func:`param_sizes`, :func:`params_task`): per segment an on flag, an orientation, the row
+  and column of its first cell and a length; then the start's and the goal's row and column. Every vector of
+  in-range integers is a task, so a VAE's output always decodes. :func:`random_params` / :func:`segment_tasks` draw
+  solvable ones.
+* **random cells**: :func:`random_task` draws 0..max_walls walls at distinct cells and resamples until the goal is
+  reachable (breadth-first search). Its token encoding, the paper's MiniGrid parameterisation: cell (r, c) is the
+  token ``r * size + c + 1``, ``PAD = 0``, the vocabulary has ``size*size + 1`` tokens (:func:`vocab_size`), and a
+  task is the fixed-length sequence of ``max_walls + 2`` tokens
 
-:func:`decode` is forgiving, as a VAE's output needs: it drops PAD wherever it sits, merges duplicate walls and
-drops walls under the start or the goal. The result may still be unsolvable: check it with :func:`is_valid`.
+      [wall_1, ..., wall_k, PAD, ..., PAD, start, goal]        (walls sorted, k <= max_walls)
+
+  :func:`decode` is forgiving: it drops PAD wherever it sits, merges duplicate walls and drops walls under the
+  start or the goal. (A VAE over these tokens did not learn at our budget: random cells have no structure to
+  compress; see ``methods/clutr.py``.)
+
+The result of a decoder may be unsolvable: check it with :func:`is_valid` (or many at once with
+:func:`shortest_paths`).
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ class TaskVAE(nn.Module):
         -log p(tau | z) = sum_j CE(logits_j, tau_j),   the fields of segments that are off left out
 
     The paper's VAE is recurrent, an LSTM over the task's parameter sequence; an MLP is enough for our fixed-length
-    vector of 29 parameters and trains within the smoke budget.
+    vector (19 parameters with 3 segments) and trains within the smoke budget. (A GRU VAE over the random-cell
+    world's wall tokens, ``gridworld.encode``, reached 0.80 held-out cell accuracy after 1 500 steps, below the
+    0.88 of an empty grid: independent random cells leave nothing to compress.)
     """
 
     def __init__(self, size: int = 7, segments: int = 5, latent_dim: int = 16, hidden: int = 256,
@@ -99,6 +101,8 @@ class TaskVAE(nn.Module):
     def _check(self, params: torch.Tensor) -> None:
         if params.ndim != 2 or params.shape[1] != len(self.sizes):
             raise ValueError(f"task parameters must have shape (N, {len(self.sizes)}), got {tuple(params.shape)}")
+        if (params < 0).any() or (params >= torch.tensor(self.sizes, device=params.device)).any():
+            raise ValueError(f"a task parameter is out of range; the ranges are {self.sizes} (gridworld.param_sizes)")
 
     def one_hot(self, params: torch.Tensor) -> torch.Tensor:
         """The parameters' one-hot codes, concatenated: (N, sum of param_sizes)."""
@@ -186,9 +190,11 @@ class GridEnv:
         self.reset()
 
     def reset(self) -> torch.Tensor:
+        """Every agent back on its start; an episode that starts on its goal (an invalid task) is over at once,
+        with nothing earned."""
         self.pos = self.start.clone()
         self.t = 0
-        self.done = torch.zeros(len(self.pos), dtype=torch.bool, device=self.device)
+        self.done = (self.pos == self.goal).all(1)
         return self.observe()
 
     def observe(self) -> torch.Tensor:
@@ -256,7 +262,8 @@ def rollout(policy: Callable[[torch.Tensor], torch.Tensor], tasks: Sequence[Task
 
 
 def optimal_returns(tasks: Sequence[Task], max_steps: int = 64) -> np.ndarray:
-    """R_opt of every task (:func:`gridworld.optimal_return`, batched): 0 for tasks that are not valid."""
+    """R_opt of every task, batched: :func:`gridworld.optimal_return` with the rollout horizon ``max_steps``
+    (64 here; ``optimal_return`` defaults to 4 * size**2), and 0 for tasks that are not valid."""
     steps = shortest_paths(tasks)
     same = np.array([t.start == t.goal for t in tasks])
     ok = (steps >= 0) & (steps <= max_steps) & ~same
@@ -267,6 +274,8 @@ def regret(policy, tasks: Sequence[Task], max_steps: int = 64, episodes: int = 1
            device="cpu") -> np.ndarray:
     """REGRET(tau) = R_opt(tau) - R_student(tau), the student's return averaged over ``episodes`` sampled rollouts;
     an unsolvable task has R_opt = 0 and so no positive regret (the teacher gains nothing from proposing it)."""
+    if not tasks:
+        return np.zeros(0)
     g = torch.Generator().manual_seed(seed)
     student = np.mean([rollout(policy, tasks, max_steps, generator=g, device=device)["return"]
                        for _ in range(episodes)], 0)
@@ -333,6 +342,8 @@ def a2c_loss(policy: ActorCritic, tasks: Sequence[Task], max_steps: int = 64, ga
 
     G_t the discounted return from step t, A_t = G_t - V(s_t) (V detached), means over the steps taken before
     each episode ended (finished episodes are not run further). Returns (loss, success rate)."""
+    if any(t.start == t.goal for t in tasks):
+        raise ValueError("a2c_loss needs valid tasks, and one starts on its goal; filter with gridworld.is_valid")
     env = GridEnv(tasks, max_steps, device)
     obs, n = env.reset(), len(tasks)
     logps, values, entropies, rewards, alive = [], [], [], [], []
