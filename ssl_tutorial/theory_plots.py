@@ -182,15 +182,34 @@ def task_map(xy: np.ndarray, lengths: np.ndarray, point=None, task_image=None, t
 
 
 def search_view(table: pd.DataFrame, reference: dict[str, float]):
-    """The teacher's search, iteration by iteration (``table`` columns ``iteration``, ``regret``, ``path length``):
-    the population's mean regret, and the mean optimal path length of the tasks it picks, with tasks drawn
-    from the prior at random as dashed lines (``reference`` holds the same two keys)."""
+    """The teacher's search, iteration by iteration (``table`` columns ``iteration``, ``regret``, ``path length``,
+    ``picks: path length``): the population's mean regret; the mean optimal path length of its valid tasks and of
+    the tasks it picks. Dashed: the same for codes drawn from the prior (``reference``, the same keys)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, column, label in zip(axes, ("regret", "path length"),
-                                 ("mean regret of the population", "path length of the picked tasks")):
-        ax.plot(table["iteration"], table[column], "o-", label="CEM teacher")
-        ax.axhline(reference[column], ls="--", color="gray", label="prior, at random")
-        ax.set(xlabel="CEM iteration", ylabel=label)
+    axes[0].plot(table["iteration"], table["regret"], "o-", label="CEM population")
+    axes[0].axhline(reference["regret"], ls="--", color="gray", label="prior")
+    axes[0].set(xlabel="CEM iteration", ylabel="mean regret")
+    for column, colour in (("path length", "C0"), ("picks: path length", "C1")):
+        label = "population" if column == "path length" else "its picks (top eighth by regret)"
+        axes[1].plot(table["iteration"], table[column], "o-", color=colour, label=f"CEM: {label}")
+        axes[1].axhline(reference[column], ls="--", color=colour, alpha=0.6, label=f"prior: {label}")
+    axes[1].set(xlabel="CEM iteration", ylabel="mean optimal path length")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def curriculum_view(curves: dict[str, pd.DataFrame], window: int = 25):
+    """Students' training, per update (each frame: ``success`` and ``path length`` of its batch), smoothed over
+    ``window`` updates: the success rate on the batch, and how hard the batch was (mean optimal path length)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, frame in curves.items():
+        for ax, column in zip(axes, ("success", "path length")):
+            ax.plot(frame[column].rolling(window, min_periods=1).mean().to_numpy(), label=name)
+    axes[0].set(xlabel="update", ylabel="training success (batch)", ylim=(0, 1))
+    axes[1].set(xlabel="update", ylabel="mean optimal path length of the batch")
+    for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

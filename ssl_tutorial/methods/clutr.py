@@ -3,8 +3,8 @@
 Azad, Gur, Emhoff, Alexis, Faust, Abbeel & Stoica, "CLUTR: Curriculum Learning via Unsupervised Task
 Representation Learning", ICML 2023. Taught in notebooks/10_theory/06_clutr.ipynb.
 
-**Stage 1, the task manifold.** A VAE (:class:`TaskVAE`) reads a task tau (its wall cells, start and goal)
-and is trained on randomly generated tasks alone, with no agent and no reward:
+**Stage 1, the task manifold.** A VAE (:class:`TaskVAE`) reads a task tau (its parameter vector: wall segments,
+start and goal, ``gridworld.param_sizes``) and is trained on randomly generated tasks alone, with no agent and no reward:
 
     L_VAE = - E_{q(z|tau)} log p(tau | z)  +  beta * KL( q(z|tau) || N(0, I) )
 
@@ -18,10 +18,10 @@ Here the antagonist is the exact optimum, so the regret is
     REGRET(tau) = R_opt(tau) - R_student(tau),   R = 1 - 0.9 * steps / max_steps on reaching the goal, else 0
 
 with R_opt from the breadth-first-search shortest path (:func:`ssl_tutorial.data.gridworld.optimal_return`).
-The paper's teacher is an RL agent acting in z-space; this one is the simplification the curriculum allows, a
-search over z: the cross-entropy method (:func:`cem_search`) or best-of-M prior samples (:func:`propose_tasks`).
-The student is a small convolutional policy trained by advantage actor-critic (A2C) on fully observed grids
-(:func:`train_student`), and :func:`rollout` runs any policy on a batch of tasks at once.
+The paper's teacher is an RL agent that outputs a latent code in one step; this one is the simplification the
+curriculum allows, a search over z: the cross-entropy method (:func:`cem_search`) or best-of-M prior samples
+(:func:`propose_tasks`). The student is a small MLP policy trained by advantage actor-critic (A2C) on fully
+observed grids (:func:`train_student`), and :func:`rollout` runs any policy on a batch of tasks at once.
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ class TaskVAE(nn.Module):
     @torch.no_grad()
     def decode_params(self, z: torch.Tensor) -> torch.Tensor:
         """The most likely value of every parameter, (N, n_params) int64."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"latent codes must have shape (N, {self.latent_dim}), got {tuple(z.shape)}")
         self.eval()
         return self.logits(z.to(next(self.parameters()).device, torch.float32)).argmax(2).cpu()
 
@@ -182,6 +184,8 @@ class GridEnv:
     ends the episode; bumping into a wall or the border leaves the agent where it is."""
 
     def __init__(self, tasks: Sequence[Task], max_steps: int = 64, device="cpu"):
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         planes = task_planes(tasks).to(device)
         self.walls = planes[:, 0].bool()
         self.size, self.max_steps, self.device = tasks[0].size, max_steps, device
@@ -290,12 +294,16 @@ def cem_search(score: Callable[[torch.Tensor], np.ndarray], latent_dim: int, ite
     (the prior). Returns one dict per iteration: ``z``, ``score``, ``mu``, ``sigma``."""
     if not 0 < elite <= 1:
         raise ValueError(f"elite must be a share in (0, 1], got {elite}")
+    if population < 2 or iterations < 1:
+        raise ValueError(f"cem_search needs population >= 2 and iterations >= 1, got {population} and {iterations}")
     g = torch.Generator().manual_seed(seed)
     mu, sigma = torch.zeros(latent_dim), torch.ones(latent_dim)
     n_elite, history = max(2, int(round(elite * population))), []
     for _ in range(iterations):
         z = mu + sigma * torch.randn(population, latent_dim, generator=g)
         s = np.asarray(score(z), dtype=np.float64)
+        if s.shape != (population,):
+            raise ValueError(f"score(z) must return one number per code, shape ({population},), got {s.shape}")
         history.append({"z": z, "score": s, "mu": mu.clone(), "sigma": sigma.clone()})
         best = z[torch.from_numpy(np.argsort(-s, kind="stable")[:n_elite].copy())]
         mu, sigma = best.mean(0), best.std(0).clamp_min(0.05)
@@ -306,6 +314,8 @@ def propose_tasks(vae: TaskVAE, policy, n: int, candidates: int, max_steps: int 
                   device="cpu") -> tuple[list[Task], np.ndarray]:
     """The teacher of the training loop: decode ``candidates`` prior samples, keep the ``n`` valid tasks of
     highest regret under the current student (ties broken by order). Returns the tasks and their regrets."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
     g = torch.Generator().manual_seed(seed)
     tasks = vae.decode_tasks(torch.randn(candidates, vae.latent_dim, generator=g))
     tasks = [t for t, best in zip(tasks, optimal_returns(tasks, max_steps)) if best > 0]
