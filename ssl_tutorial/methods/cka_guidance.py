@@ -1,7 +1,7 @@
 """Guidance by representational alignment: a frozen guide network lends its inductive bias to a target.
 
-Subramaniam, Mayo, Conwell, Boix, Katz & Barbu, "Training the Untrainable: Introducing Inductive Bias
-via Representational Alignment" (2024, arXiv 2410.20035). Taught in notebooks/10_theory/03_untrainable.ipynb.
+Subramaniam, Mayo, Conwell, Poggio, Katz, Cheung & Barbu, "Training the Untrainable: Introducing Inductive
+Bias via Representational Alignment" (NeurIPS 2025, arXiv 2410.20035). Taught in notebooks/10_theory/03_untrainable.ipynb.
 
 A network that trains badly on its own (here a deep, plain MLP) is trained with its task loss plus a
 layer-wise representational similarity to a FROZEN guide network (here a small ConvNet), under a fixed
