@@ -15,22 +15,16 @@ from ssl_tutorial.data.gridworld import (
     random_tasks,
     segment_tasks,
 )
+from ssl_tutorial.methods.a2c import ActorCritic, GridEnv, a2c_loss, beeline_policy, rollout, task_planes, train_student
 from ssl_tutorial.methods.clutr import (
-    ActorCritic,
-    GridEnv,
     TaskVAE,
-    a2c_loss,
-    beeline_policy,
     cem_search,
     interpolate,
     optimal_returns,
     propose_tasks,
     reconstruction,
     regret,
-    rollout,
     task_dataset,
-    task_planes,
-    train_student,
 )
 
 UP, DOWN, LEFT, RIGHT = range(4)
