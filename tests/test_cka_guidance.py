@@ -162,3 +162,26 @@ def test_guided_bad_arguments():
         with pytest.raises(ValueError) as e:
             _pair(**kw)
         assert "\n" not in str(e.value)
+
+
+def test_pooled_conv_guide_is_translation_invariant_and_the_pool_aligns():
+    from ssl_tutorial.data.glyphs import glyph_set, translated_glyphs
+    from ssl_tutorial.methods.cka_guidance import PooledConvGuide, RandomMLPGuide
+
+    g = glyph_set(4, seed=0)
+    a = torch.zeros(1, 3, 24, 24)
+    a[0, :, 6:11, 6:11] = torch.from_numpy(g[0])
+    # the same glyph elsewhere: an even shift (the 2x2 max-pool) and far from the border (the zero padding)
+    b = torch.roll(a, shifts=(4, 6), dims=(2, 3))
+    guide = PooledConvGuide(4, width=8).eval()
+    with torch.no_grad():
+        pa, pb = guide.hidden(a)[-1], guide.hidden(b)[-1]
+    assert torch.allclose(pa, pb, atol=1e-5)  # a global max pool of a convolution does not see where
+    assert len(RandomMLPGuide(3 * 12 * 12).hidden(a)) == 3
+    data = translated_glyphs(2, g, canvas=12, seed=1)
+    pool = translated_glyphs(4, g, canvas=12, seed=2).images
+    target = DeepMLP(3 * 12 * 12, 4, depth=4, width=16, batch_norm=True)
+    m = Guided(target, guide, weight=1.0, mapping=[(3, 2)], pool=pool, pool_batch=8)
+    loss, logs = m.loss((data.images, data.labels))
+    assert torch.isfinite(loss) and 0 <= float(logs["cka"]) <= 1
+    assert m.hparams["guide_weights"] != Guided(target, guide, weight=1.0, mapping=[(3, 2)]).hparams["guide_weights"]

@@ -130,6 +130,68 @@ class GuideConvNet(nn.Module):
         return F.cross_entropy(logits, labels), {"acc": (logits.argmax(1) == labels).float().mean()}
 
 
+class GlobalPool(nn.Module):
+    """Global max (or mean) pooling of a feature map (N, C, H, W) -> (N, C)."""
+
+    def __init__(self, mode: str = "max"):
+        super().__init__()
+        if mode not in ("max", "mean"):
+            raise ValueError(f"pooling must be 'max' or 'mean', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3)) if self.mode == "max" else x.mean(dim=(2, 3))
+
+
+class PooledConvGuide(nn.Module):
+    """A guide whose architecture alone is translation invariant: two 3x3 convolutions (ReLU, a 2x2 max-pool
+    between them) and a global max pool. Its three "layers" for the mapping are the two feature maps and the
+    pooled vector. Random, its pooled features already sort translated patterns; ``loss`` (cross entropy on a
+    linear head) lets ``fit`` train it."""
+
+    def __init__(self, num_classes: int, width: int = 64, in_channels: int = 3, pool: str = "max"):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()),
+            nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()),
+            GlobalPool(pool)])
+        self.head = nn.Linear(width, num_classes)
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        hidden = []
+        for block in self.blocks:
+            x = block(x)
+            hidden.append(x)
+        return self.head(x), hidden
+
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_all(x)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[0]
+
+    def loss(self, batch):
+        images, labels = batch
+        logits = self(images)
+        return F.cross_entropy(logits, labels), {"acc": (logits.argmax(1) == labels).float().mean()}
+
+
+class RandomMLPGuide(nn.Module):
+    """The control guide: an MLP (no convolutional prior) with the same three-layer interface."""
+
+    def __init__(self, in_dim: int, width: int = 64, hidden_width: int = 512):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden_width), nn.ReLU()),
+                                     nn.Sequential(nn.Linear(hidden_width, width), nn.ReLU()), nn.Identity()])
+
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        hidden = []
+        for block in self.blocks:
+            x = block(x)
+            hidden.append(x)
+        return hidden
+
+
 def even_mapping(n_target: int, n_guide: int) -> list[tuple[int, int]]:
     """min(n_target, n_guide) pairs, the shallower network's layers spread evenly over the deeper one's,
     the last layer always onto the last, e.g. 8 target layers onto 3 guide layers: (1, 0), (4, 1), (7, 2)."""
@@ -150,8 +212,12 @@ class Guided(nn.Module):
     """
 
     def __init__(self, target: nn.Module, guide: nn.Module | None = None, weight: float = 1.0,
-                 mapping: list[tuple[int, int]] | None = None, guide_id: str = ""):
+                 mapping: list[tuple[int, int]] | None = None, guide_id: str = "",
+                 pool: torch.Tensor | None = None, pool_batch: int = 256):
         super().__init__()
+        # pool: unlabelled inputs to align on (a random batch of pool_batch per step) instead of the labelled batch
+        self._pool = () if pool is None else (pool,)
+        self.pool_batch = int(pool_batch)
         if weight < 0:
             raise ValueError(f"the guidance weight must be >= 0, got {weight}")
         self.target = target
@@ -180,6 +246,9 @@ class Guided(nn.Module):
         for k, v in (guide.state_dict().items() if guide is not None else ()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        if self._pool:
+            h.update(self._pool[0].detach().cpu().contiguous().numpy().tobytes())
+            h.update(str(self.pool_batch).encode())
         return {"weight": self.weight, "mapping": [list(p) for p in self.mapping],
                 "guide": None if guide is None else type(guide).__name__, "guide_id": self.guide_id,
                 "guide_weights": h.hexdigest() if guide is not None else ""}
@@ -199,8 +268,19 @@ class Guided(nn.Module):
         if p is not None and p.device != images.device:
             guide.to(images.device)
         guide.eval()
-        with torch.no_grad():
-            guide_hidden = guide.hidden(images)
+        if self._pool:  # align on a random batch of unlabelled inputs; the frozen guide's features computed once
+            pool = self._pool[0]
+            cached = getattr(self, "_pool_features", None)
+            if cached is None or next(f for f in cached if f is not None).device != images.device:
+                with torch.no_grad():
+                    feats = guide.hidden(pool.to(images.device))
+                self._pool_features = [feats[j] if j in {j for _, j in self.mapping} else None for j in range(len(feats))]
+            idx = torch.randint(len(pool), (min(self.pool_batch, len(pool)),))
+            hidden = self.target.forward_all(pool[idx].to(images.device))[1]
+            guide_hidden = [None if f is None else f[idx.to(f.device)] for f in self._pool_features]
+        else:
+            with torch.no_grad():
+                guide_hidden = guide.hidden(images)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.weight > 0):
             cka = torch.stack([linear_cka(hidden[i], guide_hidden[j]) for i, j in self.mapping])
         logs["cka"] = cka.mean().detach()
