@@ -177,7 +177,7 @@ def test_pooled_conv_guide_is_translation_invariant_and_the_pool_aligns():
     with torch.no_grad():
         pa, pb = guide.hidden(a)[-1], guide.hidden(b)[-1]
     assert torch.allclose(pa, pb, atol=1e-5)  # a global max pool of a convolution does not see where
-    assert len(RandomMLPGuide(3 * 12 * 12).hidden(a)) == 3
+    assert len(RandomMLPGuide(3 * 24 * 24).hidden(a)) == 3
     data = translated_glyphs(2, g, canvas=12, seed=1)
     pool = translated_glyphs(4, g, canvas=12, seed=2).images
     target = DeepMLP(3 * 12 * 12, 4, depth=4, width=16, batch_norm=True)
