@@ -222,3 +222,25 @@ def transfer_view(table: pd.DataFrame):
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def guidance_bars(table: pd.DataFrame):
+    """Train and test accuracy (%) of each model (rows of ``table``, columns ``train`` and ``test``)."""
+    ax = table[["train", "test"]].plot.barh(figsize=(7, 0.45 * len(table) + 1.2))
+    ax.set(xlabel="accuracy (%)", xlim=(0, 100), title="guidance: what the MLP learns on 25 images per class")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="lower right")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def cka_heatmaps(matrices: dict[str, np.ndarray], target_layers, guide_layers):
+    """One heatmap per model: linear CKA of each target layer (rows) with each guide layer (columns)."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.4 * len(matrices), 3.2), squeeze=False)
+    for ax, (name, m) in zip(axes[0], matrices.items()):
+        im = ax.imshow(np.asarray(m), vmin=0, vmax=1, cmap="magma")
+        ax.set(xticks=range(len(guide_layers)), xticklabels=guide_layers, yticks=range(len(target_layers)),
+               yticklabels=target_layers, title=name)
+        ax.tick_params(axis="x", rotation=30)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="linear CKA (test images)")
+    return fig
