@@ -244,3 +244,18 @@ def cka_heatmaps(matrices: dict[str, np.ndarray], target_layers, guide_layers):
         ax.tick_params(axis="x", rotation=30)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="linear CKA (test images)")
     return fig
+
+
+def guidance_curves(curves: dict[str, list[dict]], title: str = ""):
+    """Train (dashed) and test (solid) accuracy against the step, one colour per run; ``curves`` maps a run's name
+    to ``fit``'s ``history.evals`` (dicts with ``step``, ``train`` and ``test``, in %)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for k, (name, evals) in enumerate(curves.items()):
+        steps = [e["step"] for e in evals]
+        colour = plt.cm.tab10(k)
+        ax.plot(steps, [e["test"] for e in evals], "-", color=colour, label=f"{name}: test")
+        ax.plot(steps, [e["train"] for e in evals], "--", color=colour, alpha=0.6, label=f"{name}: train")
+    ax.set(xlabel="step", ylabel="accuracy (%)", ylim=(0, 102), title=title)
+    ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig
