@@ -237,10 +237,10 @@ def guidance_bars(table: pd.DataFrame):
 def cka_heatmaps(matrices: dict[str, np.ndarray], target_layers, guide_layers):
     """One heatmap per model: linear CKA of each target layer (rows) with each guide layer (columns)."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(3.4 * len(matrices), 3.2), squeeze=False)
-    for ax, (name, m) in zip(axes[0], matrices.items()):
+    for k, (ax, (name, m)) in enumerate(zip(axes[0], matrices.items())):
         im = ax.imshow(np.asarray(m), vmin=0, vmax=1, cmap="magma")
         ax.set(xticks=range(len(guide_layers)), xticklabels=guide_layers, yticks=range(len(target_layers)),
-               yticklabels=target_layers, title=name)
+               yticklabels=target_layers if k == 0 else [], title=name)
         ax.tick_params(axis="x", rotation=30)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="linear CKA (test images)")
     return fig
