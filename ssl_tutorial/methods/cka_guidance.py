@@ -142,6 +142,9 @@ class GlobalPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.amax(dim=(2, 3)) if self.mode == "max" else x.mean(dim=(2, 3))
 
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"  # in repr(guide), hence in Guided's cache key: max and mean never share a file
+
 
 class PooledConvGuide(nn.Module):
     """A guide whose architecture alone is translation invariant: two 3x3 convolutions (ReLU, a 2x2 max-pool
@@ -250,11 +253,20 @@ class Guided(nn.Module):
             h.update(self._pool[0].detach().cpu().contiguous().numpy().tobytes())
             h.update(str(self.pool_batch).encode())
         return {"weight": self.weight, "mapping": [list(p) for p in self.mapping],
-                "guide": None if guide is None else type(guide).__name__, "guide_id": self.guide_id,
+                "guide": None if guide is None else repr(guide), "guide_id": self.guide_id,
                 "guide_weights": h.hexdigest() if guide is not None else ""}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.target(x)
+
+    @torch.no_grad()
+    def _guide_features(self, guide, pool: torch.Tensor, device, chunk: int = 1000) -> list:
+        """The frozen guide's mapped layers on the whole pool, computed in chunks (an unmapped feature map of the
+        whole pool is never held at once); None for the layers no pair maps to."""
+        mapped = {j for _, j in self.mapping}
+        parts = [[f.to(device) if j in mapped else None for j, f in enumerate(guide.hidden(pool[k:k + chunk].to(device)))]
+                 for k in range(0, len(pool), chunk)]
+        return [torch.cat([p[j] for p in parts]) if j in mapped else None for j in range(len(parts[0]))]
 
     def loss(self, batch):
         images, labels = batch
@@ -272,9 +284,7 @@ class Guided(nn.Module):
             pool = self._pool[0]
             cached = getattr(self, "_pool_features", None)
             if cached is None or next(f for f in cached if f is not None).device != images.device:
-                with torch.no_grad():
-                    feats = guide.hidden(pool.to(images.device))
-                self._pool_features = [feats[j] if j in {j for _, j in self.mapping} else None for j in range(len(feats))]
+                self._pool_features = self._guide_features(guide, pool, images.device)
             idx = torch.randint(len(pool), (min(self.pool_batch, len(pool)),))
             hidden = self.target.forward_all(pool[idx].to(images.device))[1]
             guide_hidden = [None if f is None else f[idx.to(f.device)] for f in self._pool_features]
