@@ -6,14 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ssl_tutorial.data import Dataset
-from ssl_tutorial.methods.cka_guidance import (
-    DeepMLP,
-    GuideConvNet,
-    Guided,
-    cka_matrix,
-    even_mapping,
-    linear_cka,
-)
+from ssl_tutorial.methods.cka_guidance import Guided, cka_matrix, even_mapping, linear_cka
+from ssl_tutorial.methods.cka_guidance_nets import DeepMLP, PooledConvGuide, RandomMLPGuide
 from ssl_tutorial.nets import seeded_init
 from ssl_tutorial.train import cache_key, fit
 
@@ -79,10 +73,12 @@ def test_cka_matrix():
 
 def test_nets_shapes():
     x = torch.rand(4, 3, 8, 8)
-    mlp, conv = DeepMLP(3 * 8 * 8, 5, depth=4, width=16), GuideConvNet(5, blocks=3, width=4)
+    mlp, conv = DeepMLP(3 * 8 * 8, 5, depth=4, width=16), PooledConvGuide(5, width=4)
     assert mlp(x).shape == (4, 5) and [h.shape for h in mlp.hidden(x)] == [(4, 16)] * 4
     assert all((h >= 0).all() for h in mlp.hidden(x))  # post-activation
-    assert conv(x).shape == (4, 5) and [h.shape for h in conv.hidden(x)] == [(4, 4, 4, 4), (4, 8, 2, 2), (4, 16, 1, 1)]
+    assert conv(x).shape == (4, 5) and [h.shape for h in conv.hidden(x)] == [(4, 4, 8, 8), (4, 4, 4, 4), (4, 4)]
+    control = RandomMLPGuide(3 * 8 * 8, width=6, hidden_width=10)
+    assert [h.shape for h in control.hidden(x)] == [(4, 10), (4, 6), (4, 6)] and control(x).shape == (4, 6)
     with pytest.raises(ValueError, match="values per image"):
         mlp(torch.rand(4, 3, 4, 4))
 
@@ -95,7 +91,7 @@ def test_even_mapping():
 
 def _pair(weight=1.0, **kw):
     torch.manual_seed(0)
-    return Guided(DeepMLP(3 * 8 * 8, 4, depth=4, width=32), GuideConvNet(4, blocks=2, width=8), weight=weight, **kw)
+    return Guided(DeepMLP(3 * 8 * 8, 4, depth=4, width=32), PooledConvGuide(4, width=8), weight=weight, **kw)
 
 
 def test_weight_zero_is_plain_cross_entropy():
@@ -123,7 +119,7 @@ def test_guide_is_frozen_and_survives_seeded_init():
     assert not guided.guide.training
     seeded_init(guided, 1)
     for k, v in guided.guide.state_dict().items():
-        assert torch.equal(v, before[k]), k  # weights and batch-norm statistics alike
+        assert torch.equal(v, before[k]), k
     assert any(not torch.equal(p, q) for p, q in zip(guided.target.parameters(), target_before))
 
 
@@ -166,7 +162,6 @@ def test_guided_bad_arguments():
 
 def test_pooled_conv_guide_is_translation_invariant_and_the_pool_aligns():
     from ssl_tutorial.data.glyphs import glyph_set, translated_glyphs
-    from ssl_tutorial.methods.cka_guidance import PooledConvGuide, RandomMLPGuide
 
     g = glyph_set(4, seed=0)
     a = torch.zeros(1, 3, 24, 24)

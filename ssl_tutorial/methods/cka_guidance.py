@@ -1,7 +1,8 @@
 """Guidance by representational alignment: a frozen guide network lends its inductive bias to a target.
 
 Subramaniam, Mayo, Conwell, Poggio, Katz, Cheung & Barbu, "Training the Untrainable: Introducing Inductive
-Bias via Representational Alignment" (NeurIPS 2025, arXiv 2410.20035). Taught in notebooks/10_theory/03_untrainable.ipynb.
+Bias via Representational Alignment" (NeurIPS 2025, arXiv 2410.20035). Taught in notebooks/10_theory/03_untrainable.ipynb;
+the target MLP and the guides are in ``cka_guidance_nets.py``.
 
 A network that trains badly on its own (here a deep, plain MLP) is trained with its task loss plus a
 layer-wise representational similarity to a FROZEN guide network (here a small ConvNet), under a fixed
@@ -25,8 +26,6 @@ import hashlib
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from ..nets import conv_block
 
 
 def linear_cka(X: torch.Tensor, Y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -58,141 +57,6 @@ def cka_matrix(feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]) -> torc
         for j, b in enumerate(feats_b):
             out[i, j] = linear_cka(a.detach(), b.detach()).float().cpu()
     return out
-
-
-class DeepMLP(nn.Module):
-    """The "untrainable" target: flatten, ``depth`` Linear-ReLU layers of ``width`` (no batch norm by default),
-    then a linear head.
-
-    It keeps PyTorch's default initialisation (which ``fit(init=True)`` restores), under which the
-    signal shrinks layer after layer: deep enough, plain gradient descent barely moves it.
-    """
-
-    def __init__(self, in_dim: int, num_classes: int, depth: int = 8, width: int = 128, batch_norm: bool = False):
-        super().__init__()
-        if depth < 1:
-            raise ValueError(f"DeepMLP needs depth >= 1, got {depth}")
-        dims = (in_dim, *[width] * depth)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), *([nn.BatchNorm1d(b)] if batch_norm else []), nn.ReLU())
-            for a, b in zip(dims[:-1], dims[1:]))
-        self.head = nn.Linear(width, num_classes)
-        self.in_dim = in_dim
-
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(logits, the post-activation output of every hidden layer), from one forward pass."""
-        x = x.flatten(1)
-        if x.shape[1] != self.in_dim:
-            raise ValueError(f"DeepMLP expects inputs of {self.in_dim} values per image, got {x.shape[1]}")
-        hidden = []
-        for block in self.blocks:
-            x = block(x)
-            hidden.append(x)
-        return self.head(x), hidden
-
-    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.forward_all(x)[1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[0]
-
-
-class GuideConvNet(nn.Module):
-    """A small ConvNet guide: ``blocks`` of :func:`~ssl_tutorial.nets.conv_block` (widths doubling from
-    ``width``), global average pooling and a linear head. ``loss(batch)`` is plain cross entropy, so
-    ``fit()`` can train the "trained guide"; left untrained it is the "random guide"."""
-
-    def __init__(self, num_classes: int, blocks: int = 3, width: int = 16, in_channels: int = 3):
-        super().__init__()
-        if blocks < 1:
-            raise ValueError(f"GuideConvNet needs blocks >= 1, got {blocks}")
-        chans = (in_channels, *[width * 2 ** i for i in range(blocks)])
-        self.blocks = nn.ModuleList(conv_block(a, b) for a, b in zip(chans[:-1], chans[1:]))
-        self.head = nn.Linear(chans[-1], num_classes)
-
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(logits, the output of every block)."""
-        hidden = []
-        for block in self.blocks:
-            x = block(x)
-            hidden.append(x)
-        return self.head(x.mean(dim=(2, 3))), hidden
-
-    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.forward_all(x)[1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[0]
-
-    def loss(self, batch):
-        images, labels = batch
-        logits = self(images)
-        return F.cross_entropy(logits, labels), {"acc": (logits.argmax(1) == labels).float().mean()}
-
-
-class GlobalPool(nn.Module):
-    """Global max (or mean) pooling of a feature map (N, C, H, W) -> (N, C)."""
-
-    def __init__(self, mode: str = "max"):
-        super().__init__()
-        if mode not in ("max", "mean"):
-            raise ValueError(f"pooling must be 'max' or 'mean', got {mode!r}")
-        self.mode = mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(dim=(2, 3)) if self.mode == "max" else x.mean(dim=(2, 3))
-
-    def extra_repr(self) -> str:
-        return f"mode={self.mode!r}"  # in repr(guide), hence in Guided's cache key: max and mean never share a file
-
-
-class PooledConvGuide(nn.Module):
-    """A guide whose architecture alone is translation invariant: two 3x3 convolutions (ReLU, a 2x2 max-pool
-    between them) and a global max pool. Its three "layers" for the mapping are the two feature maps and the
-    pooled vector. Random, its pooled features already sort translated patterns; ``loss`` (cross entropy on a
-    linear head) lets ``fit`` train it."""
-
-    def __init__(self, num_classes: int, width: int = 64, in_channels: int = 3, pool: str = "max"):
-        super().__init__()
-        self.blocks = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()),
-            nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()),
-            GlobalPool(pool)])
-        self.head = nn.Linear(width, num_classes)
-
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        hidden = []
-        for block in self.blocks:
-            x = block(x)
-            hidden.append(x)
-        return self.head(x), hidden
-
-    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.forward_all(x)[1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[0]
-
-    def loss(self, batch):
-        images, labels = batch
-        logits = self(images)
-        return F.cross_entropy(logits, labels), {"acc": (logits.argmax(1) == labels).float().mean()}
-
-
-class RandomMLPGuide(nn.Module):
-    """The control guide: an MLP (no convolutional prior) with the same three-layer interface."""
-
-    def __init__(self, in_dim: int, width: int = 64, hidden_width: int = 512):
-        super().__init__()
-        self.blocks = nn.ModuleList([nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden_width), nn.ReLU()),
-                                     nn.Sequential(nn.Linear(hidden_width, width), nn.ReLU()), nn.Identity()])
-
-    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        hidden = []
-        for block in self.blocks:
-            x = block(x)
-            hidden.append(x)
-        return hidden
 
 
 def even_mapping(n_target: int, n_guide: int) -> list[tuple[int, int]]:
