@@ -259,3 +259,67 @@ def guidance_curves(curves: dict[str, list[dict]], title: str = ""):
     ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     return fig
+
+
+def memory_map(weights: np.ndarray, entities, units, title: str = ""):
+    """The memory weight a_j of each entity's name (rows) on the units (columns) that are some entity's concept
+    vector: one bright cell per row means each entity is kept in one value vector."""
+    fig, ax = plt.subplots(figsize=(0.3 * len(units) + 2.5, 0.28 * len(entities) + 1.2))
+    im = ax.imshow(np.asarray(weights), vmin=0, vmax=1, cmap="magma", aspect="auto")
+    ax.set(xticks=range(len(units)), xticklabels=units, yticks=range(len(entities)), yticklabels=entities,
+           xlabel="unit j (value vector)", title=title)
+    ax.tick_params(axis="x", rotation=90, labelsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="memory weight $a_j$")
+    fig.tight_layout()
+    return fig
+
+
+def noise_view(table: pd.DataFrame, strength: float):
+    """QA accuracy (%) of the target entities and of the others against the noise put on each target's concept
+    vector (``table``: index = strength, columns = groups), with the chosen strength marked."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.3))
+    for name in table.columns:
+        ax.plot(table.index, table[name], "o-", label=name)
+    ax.axvline(strength, color="grey", ls=":")
+    ax.set(xlabel="noise on the concept vector (x its rms)", ylabel="QA accuracy (%)", ylim=(0, 104),
+           title="the causal test: noise on one value vector")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def unlearning_bars(table: pd.DataFrame):
+    """One group of bars per measurement (columns of ``table``, in %), one bar per unlearning method (rows)."""
+    ax = table.T.plot.bar(figsize=(8, 3.4), rot=0)
+    ax.set(ylabel="%", ylim=(-40, 105), title="what each unlearning method leaves (mean over the forgotten entities)")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def relearn_view(curves: dict[str, np.ndarray]):
+    """Accuracy (%) on the forgotten facts against the relearning step; ``curves``: method -> (entities, steps+1)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.3))
+    for name, c in curves.items():
+        c = 100 * np.asarray(c)
+        line, = ax.plot(c.mean(0), lw=2, label=f"after {name} (mean)")
+        for row in c:
+            ax.plot(row, color=line.get_color(), alpha=0.25, lw=0.8)
+    ax.set(xlabel="relearning step", ylabel="accuracy on the forgotten facts (%)", ylim=(0, 104),
+           title="relearning: how fast the knowledge comes back")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lens_bars(words, votes, facts, title: str = ""):
+    """The logit lens of one value vector: its strongest votes (``votes`` over ``words``, best first), the
+    entity's true facts (``facts``) in colour."""
+    fig, ax = plt.subplots(figsize=(4.6, 0.3 * len(words) + 1.0))
+    ax.barh(range(len(words)), votes, color=["tab:red" if w in facts else "tab:grey" for w in words])
+    ax.set(yticks=range(len(words)), yticklabels=words, xlabel="vote $(U v_j)_w$", title=title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
