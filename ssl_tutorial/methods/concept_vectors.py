@@ -100,6 +100,8 @@ class FactLM(nn.Module):
         if prompts.ndim != 2 or not 1 <= prompts.shape[1] <= self.max_len:
             raise ValueError(f"prompts must have shape (batch, length 1..{self.max_len}), got {tuple(prompts.shape)}")
         B, T = prompts.shape
+        if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"lengths must be ({B},) prompt lengths between 1 and {T}, got {lengths.tolist()}")
         rows = torch.arange(B, device=prompts.device)
         a = self.memory_weights()  # (vocab, hidden): each position looks up its own word, so once per word
         x = self.embed[prompts] + self.position[:T] + (a @ self.value_vectors())[prompts]  # memory joins the residual
@@ -111,7 +113,8 @@ class FactLM(nn.Module):
         attn = scores.masked_fill(padding[:, None], float("-inf")).softmax(-1).mean(1)  # (B, T)
         h = last + (attn[:, None] @ x).squeeze(1)  # attention moves the residual as it is: no value projection
         read = torch.einsum("bt,bth->bh", attn, a[prompts])  # how much of each value vector reaches the answer
-        return F.layer_norm(h, (self.d,)) @ self.unembed.T, read
+        h = h / h.pow(2).mean(-1, keepdim=True).add(1e-5).sqrt()  # RMS norm: no centring, so U stays blind to
+        return h @ self.unembed.T, read  # the embeddings (centring would leak them in through U's row sums)
 
     def forward(self, prompts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.forward_all(prompts, lengths)[0]
