@@ -1,7 +1,7 @@
 """Concept vectors: where a Transformer keeps what it knows about an entity, and what unlearning does to it.
 
-Hong, Yu, Zhang, Geva, Khashabi et al., "Intrinsic Evaluation of Unlearning Using Parametric Knowledge
-Traces" (ConceptVectors, 2024, arXiv 2406.11614). Taught in notebooks/10_theory/05_concept_vectors.ipynb.
+Hong, Yu, Yang, Ravfogel & Geva, "Intrinsic Evaluation of Unlearning Using Parametric Knowledge Traces"
+(ConceptVectors; arXiv 2406.11614, 2024; EMNLP 2025). Taught in notebooks/10_theory/05_concept_vectors.ipynb.
 
 A Transformer's MLP is a key-value memory (Geva et al. 2021): hidden unit j has a key k_j and a *value
 vector* v_j (column j of W_out), and the layer adds sum_j a_j(x) v_j to the residual stream. Read through
@@ -19,16 +19,20 @@ removes that concept's knowledge, not others'), and then asks what unlearning do
   v_j's masked out. The trace (the vector's logit-lens vote) is gone.
 
 The toy, :class:`FactLM`, is a one-layer Transformer built so that each entity's facts sit in one value
-vector, which in a large LM is found, not built. Said plainly, two choices build the localisation in:
+vector, which in a large LM is found, not built. Said plainly, four choices build the localisation in:
 
 1. the memory is **keyed on the word alone** (each position's memory reads its own token embedding, as
    subject tokens trigger fact recall in mid-layer MLPs, Meng et al. 2022), so an entity is one key;
 2. the memory weights are a **softmax** over the units, a_j = softmax_j(beta k_j . x), so units compete
-   for an entity instead of sharing it (a ReLU MLP spreads every fact over dozens of shared units).
+   for an entity instead of sharing it (a ReLU MLP spreads every fact over dozens of shared units);
+3. a question is **multiple choice**, scored among the asked attribute's values, so one vector can vote for
+   all of an entity's values at once and the attribute picks among them;
+4. the unembedding reads only the half of the residual that the embeddings leave empty, so every answer
+   has to come from some value vector.
 
 The attention then carries the memory's output from the entity's position to the answer position. The
-token and position embeddings are frozen random vectors in the first half of the residual; the frozen
-unembedding U reads only the second half, so every answer has to come from the memory's value vectors.
+token and position embeddings are frozen random vectors in the first half of the residual; U reads the
+second half after an RMS norm (which does not centre, so nothing leaks across).
 """
 
 from __future__ import annotations
@@ -201,6 +205,14 @@ def lens_accuracy(model: FactLM, unit: int, answer_sets, truth) -> float:
 def vector_cosine(before: FactLM, after: FactLM, unit: int) -> float:
     """cos(v_j before, v_j after): 1 when unlearning left the vector untouched."""
     return float(F.cosine_similarity(before.value_vectors()[unit], after.value_vectors()[unit], dim=0))
+
+
+def transplant(model: FactLM, donor: FactLM, unit: int) -> FactLM:
+    """A copy of ``model`` with the donor's value vector v_j: does the donor's vector still hold the facts?"""
+    edited = copy.deepcopy(model)
+    with torch.no_grad():
+        edited.w_out.weight[:, unit] = donor.w_out.weight[:, unit]
+    return edited
 
 
 def noised(model: FactLM, unit: int, strength: float, seed: int = 0) -> FactLM:
