@@ -166,7 +166,7 @@ def accuracy(model: FactLM, sentences: torch.Tensor) -> float:
     """Share of questions whose answer is the model's top candidate (chance: 1 / number of values)."""
     model.eval()
     logits, answers, _ = model.answer_logits(sentences)
-    return float((logits.argmax(1) == answers).float().mean())
+    return int((logits.argmax(1) == answers).sum()) / len(answers)  # exact: 2 of 10 is 0.2, not 0.2000000029
 
 
 # ----------------------------------------------------------------------------- finding the concept vector
@@ -252,7 +252,7 @@ def gradient_ascent(model: FactLM, forget: torch.Tensor, retain: torch.Tensor | 
     return model, step
 
 
-def needle(model: FactLM, unit: int, forget: torch.Tensor, retain: torch.Tensor | None = None, noise: float = 1.0,
+def needle(model: FactLM, unit: int, forget: torch.Tensor, retain: torch.Tensor | None = None, noise: float = 3.0,
            lr: float = 3e-2, max_steps: int = 200, until: float = 0.2, seed: int = 0) -> tuple[FactLM, int]:
     """The paper's Needle: noise on the concept vector (``noise`` x its rms), then gradient ascent on
     ``forget`` that may change that vector only, at a high learning rate."""
