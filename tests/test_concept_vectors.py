@@ -10,6 +10,7 @@ from ssl_tutorial.data.text import ATTRIBUTES, build_corpus
 from ssl_tutorial.methods.concept_vectors import (
     FactLM,
     accuracy,
+    answer_margin,
     attribution,
     concept_vector,
     encode_facts,
@@ -20,6 +21,7 @@ from ssl_tutorial.methods.concept_vectors import (
     needle,
     noised,
     relearn,
+    transplant,
     vector_cosine,
 )
 
@@ -257,3 +259,39 @@ def test_relearn_curve_starts_at_the_current_accuracy(trained):
     assert all(0.0 <= c <= 1.0 for c in curve)
     assert same_state(state(unlearned), before), "relearning trains a copy"
     assert fact_loss(unlearned, forget).item() > fact_loss(model, forget).item()
+
+
+def test_answer_margin_against_a_direct_computation(trained):
+    model, _ = trained
+    sentences = facts_of(CORPUS["entities"][0].name)
+    logits, answers, _ = model.answer_logits(sentences)
+    direct = []
+    for row, a in zip(logits.tolist(), answers.tolist()):
+        best_wrong = max(v for i, v in enumerate(row) if i != a and v != float("-inf"))
+        direct.append(min(best_wrong - row[a], 0.5))
+    assert answer_margin(model, sentences, delta=0.5).item() == pytest.approx(sum(direct) / len(direct), abs=1e-5)
+    assert answer_margin(model, sentences).item() < 0  # every answer right: the margin is negative
+
+
+def test_gradient_ascent_objectives(trained):
+    model, units = trained
+    name = CORPUS["entities"][1].name
+    with pytest.raises(ValueError, match="objective"):
+        gradient_ascent(model, facts_of(name), objective="hinge")
+    unlearned, steps = gradient_ascent(model, facts_of(name), lr=3e-2, max_steps=50, only_unit=units[name],
+                                       objective="margin")
+    assert accuracy(unlearned, facts_of(name)) <= 0.2 and steps < 50
+
+
+def test_transplant_moves_one_value_vector(trained):
+    model, units = trained
+    name = CORPUS["entities"][2].name
+    u = units[name]
+    donor = noised(model, u, 10.0, seed=1)
+    before = state(model)
+    moved = transplant(model, donor, u)
+    assert same_state(before, state(model))  # the original is untouched
+    assert changed_columns(model.w_out.weight, moved.w_out.weight) == [u]
+    torch.testing.assert_close(moved.w_out.weight[:, u], donor.w_out.weight[:, u])
+    assert same_state(state(model), state(moved), skip=("w_out.weight",))
+    assert accuracy(transplant(model, model, u), facts_of(name)) == accuracy(model, facts_of(name))
