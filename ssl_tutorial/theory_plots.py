@@ -274,13 +274,15 @@ def memory_map(weights: np.ndarray, entities, units, title: str = ""):
     return fig
 
 
-def noise_view(table: pd.DataFrame, strength: float):
+def noise_view(table: pd.DataFrame, strength: float, chance: float | None = None):
     """QA accuracy (%) of the target entities and of the others against the noise put on each target's concept
-    vector (``table``: index = strength, columns = groups), with the chosen strength marked."""
+    vector (``table``: index = strength, columns = groups), with the chosen strength (and chance) marked."""
     fig, ax = plt.subplots(figsize=(5.6, 3.3))
     for name in table.columns:
         ax.plot(table.index, table[name], "o-", label=name)
     ax.axvline(strength, color="grey", ls=":")
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=0.8, label="chance")
     ax.set(xlabel="noise on the concept vector (x its rms)", ylabel="QA accuracy (%)", ylim=(0, 104),
            title="the causal test: noise on one value vector")
     ax.legend(fontsize=8)
