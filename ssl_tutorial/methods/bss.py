@@ -24,10 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..views import Views, _check
-from .simclr import SimCLR
+from .simclr import SimCLR, info_nce
 
 
 def low_frequency_mask(height: int, width: int, ratio: float, device=None) -> torch.Tensor:
@@ -83,11 +82,4 @@ class DomainNegativesSimCLR(SimCLR):
         images, domains = batch
         z_a = self.projector(self.backbone(self.views(images)))
         z_b = self.projector(self.backbone(self.views(images)))
-        n = len(images)
-        z = F.normalize(torch.cat([z_a, z_b]), dim=1)
-        sim = z @ z.T / self.temperature
-        d = torch.cat([domains, domains])
-        partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-        keep = (d[:, None] == d[None, :]) & ~torch.eye(2 * n, dtype=torch.bool, device=z.device)
-        loss = F.cross_entropy(sim.masked_fill(~keep, float("-inf")), partner)  # the partner shares the domain
-        return loss, {}
+        return info_nce(z_a, z_b, self.temperature, self.top_k, groups=domains), {}

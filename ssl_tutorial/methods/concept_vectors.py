@@ -81,7 +81,7 @@ class FactLM(nn.Module):
         self.query, self.key = nn.Linear(d, half, bias=False), nn.Linear(d, half, bias=False)
         self.register_buffer("unit_mask", torch.ones(hidden))  # 0 switches a unit off
         self.beta, self.heads, self.pad_id, self.max_len, self.d = beta, heads, pad_id, max_len, d
-        self.hparams = {"beta": beta}
+        self.hparams = {"beta": beta, "heads": heads}  # not in repr(model), so named for fit()'s cache key
 
     def memory_weights(self) -> torch.Tensor:
         """a_j(word) for every word of the vocabulary: (vocab, hidden), each row summing to 1."""
@@ -108,7 +108,8 @@ class FactLM(nn.Module):
             raise ValueError(f"lengths must be ({B},) prompt lengths between 1 and {T}, got {lengths.tolist()}")
         rows = torch.arange(B, device=prompts.device)
         a = self.memory_weights()  # (vocab, hidden): each position looks up its own word, so once per word
-        x = self.embed[prompts] + self.position[:T] + (a @ self.value_vectors())[prompts]  # memory joins the residual
+        memory = F.one_hot(prompts, len(a)).to(a.dtype)  # (B, T, vocab): a matmul, not a gather, whose backward is
+        x = self.embed[prompts] + self.position[:T] + memory @ (a @ self.value_vectors())  # deterministic on threads
         last = x[rows, lengths - 1]
         q = self.query(last).view(B, self.heads, 1, -1)
         k = self.key(x).view(B, T, self.heads, -1).transpose(1, 2)
@@ -116,7 +117,7 @@ class FactLM(nn.Module):
         padding = torch.arange(T, device=prompts.device)[None] >= lengths[:, None]
         attn = scores.masked_fill(padding[:, None], float("-inf")).softmax(-1).mean(1)  # (B, T)
         h = last + (attn[:, None] @ x).squeeze(1)  # attention moves the residual as it is: no value projection
-        read = torch.einsum("bt,bth->bh", attn, a[prompts])  # how much of each value vector reaches the answer
+        read = (attn[:, None] @ memory).squeeze(1) @ a  # how much of each value vector reaches the answer
         h = h / h.pow(2).mean(-1, keepdim=True).add(1e-5).sqrt()  # RMS norm: no centring, so U stays blind to
         return h @ self.unembed.T, read  # the embeddings (centring would leak them in through U's row sums)
 
@@ -251,6 +252,10 @@ def gradient_ascent(model: FactLM, forget: torch.Tensor, retain: torch.Tensor | 
     model = copy.deepcopy(model)
     params = [model.w_out.weight] if only_unit is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
+    keep = None
+    if only_unit is not None:
+        keep = torch.zeros_like(model.w_out.weight)
+        keep[:, only_unit] = 1.0
     step = 0
     while step < max_steps:
         step += 1
@@ -259,9 +264,7 @@ def gradient_ascent(model: FactLM, forget: torch.Tensor, retain: torch.Tensor | 
         loss = -raised + (0.0 if retain is None else fact_loss(model, retain))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if only_unit is not None:
-            keep = torch.zeros_like(model.w_out.weight)
-            keep[:, only_unit] = 1.0
+        if keep is not None:
             model.w_out.weight.grad *= keep
         opt.step()
         if accuracy(model, forget) <= until:

@@ -25,12 +25,14 @@ from ..nets import mlp
 from ..views import Views
 
 
-def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.5, top_k: int | None = None) -> torch.Tensor:
+def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.5, top_k: int | None = None,
+             groups: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE over two batches of embeddings: row i of ``z_a`` and row i of ``z_b`` are positives.
 
     Every row of both batches is an anchor (2N anchors); its negatives are the 2N - 2 rows that are
     neither itself nor its partner. ``top_k`` keeps only the k most similar negatives in the
     denominator (the hard-negative variant, which lets a larger temperature keep uniformity).
+    ``groups`` (N,) keeps only the negatives of the anchor's group (BSS's oracle: same-domain negatives).
     """
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
@@ -42,11 +44,14 @@ def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.5, top
     z = F.normalize(torch.cat([z_a, z_b]), dim=1)
     sim = z @ z.T / temperature  # (2N, 2N) cosine similarities over tau
     partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    excluded = torch.eye(2 * n, dtype=torch.bool, device=z.device)  # a view is not its own negative
+    if groups is not None:  # nor is another group's view; a row's partner shares its group
+        g = torch.cat([groups, groups]).to(z.device)
+        excluded = excluded | (g[:, None] != g[None, :])
     if top_k is None:
-        return F.cross_entropy(sim.masked_fill(self_mask, float("-inf")), partner)
+        return F.cross_entropy(sim.masked_fill(excluded, float("-inf")), partner)
     positive = sim[torch.arange(2 * n), partner].unsqueeze(1)
-    negatives = sim.masked_fill(self_mask, float("-inf"))
+    negatives = sim.masked_fill(excluded, float("-inf"))
     negatives[torch.arange(2 * n), partner] = float("-inf")
     hardest = negatives.topk(min(top_k, 2 * n - 2), dim=1).values
     logits = torch.cat([positive, hardest], dim=1)
