@@ -1,0 +1,93 @@
+"""Figures of chapter 4 (discovery, label shift, noise and the open world).
+
+Taught in notebooks/04_discovery/. Each function draws one figure and returns it; the notebooks' widgets call
+them as their callbacks.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def prior_heatmaps(panels: dict[str, np.ndarray], class_names, title: str = ""):
+    """Side-by-side heatmaps of p_d(y): one panel per entry, domains as rows, classes as columns."""
+    if not panels:
+        raise ValueError("give at least one (domains, classes) matrix to draw")
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 1.9 * len(panels), 3.2), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], panels.items()):
+        matrix = np.asarray(matrix)
+        im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks(range(matrix.shape[1]), class_names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(matrix.shape[0]), [f"d{d}" for d in range(matrix.shape[0])], fontsize=7)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=r"$p_d(y)$")
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.04)
+    return fig
+
+
+def contingency(rows, columns, row_names, column_names, title: str = "", ax=None):
+    """How a clustering (rows) spreads over a factor (columns): each row's fractions, as a heatmap."""
+    rows, columns = np.asarray(rows), np.asarray(columns)
+    table = np.zeros((len(row_names), len(column_names)))
+    np.add.at(table, (rows, columns), 1)
+    table = table / np.maximum(table.sum(1, keepdims=True), 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * len(column_names) + 1.5, 0.35 * len(row_names) + 1.2))
+    ax.imshow(table, vmin=0, vmax=1, cmap="Blues", aspect="auto")
+    ax.set_xticks(range(len(column_names)), column_names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(row_names)), row_names, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def scatter_by_class(points: np.ndarray, labels, class_names, title: str = "", ax=None):
+    """2-D points (a projection of per-sample vectors: domain posteriors, a latent space), coloured by class."""
+    labels = np.asarray(labels)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3.4))
+    for k, name in enumerate(class_names):
+        chosen = labels == k
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.5, label=name)
+    ax.legend(markerscale=4, fontsize=7, loc="best")
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def silhouette_curve(scores, truth: int | None = None, title: str = "", ax=None):
+    """The silhouette against the number of clusters k, its best k marked (and the true number, if given)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 2.8))
+    ax.plot(scores.index, scores.values, "o-")
+    best = scores.idxmax()
+    ax.axvline(best, color="C1", ls="--", label=f"best k = {best}")
+    if truth is not None:
+        ax.axvline(truth, color="grey", ls=":", label=f"true k = {truth}")
+    ax.set_xlabel("k")
+    ax.set_ylabel("silhouette")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def cv_folds(hidden: list, known, novel):
+    """The hidden-class cross-validation: one row per fold, which classes are labelled, hidden (treated as novel
+    and clustered) or truly novel (unlabelled: reconstruction only, never scored)."""
+    known, novel = list(known), list(novel)
+    classes = known + novel
+    table = np.zeros((len(hidden), len(classes)))
+    for f, fold in enumerate(hidden):
+        for j, c in enumerate(classes):
+            table[f, j] = 2 if c in novel else (1 if c in list(fold) else 0)
+    fig, ax = plt.subplots(figsize=(0.42 * len(classes) + 1.6, 0.42 * len(hidden) + 1.1))
+    cmap = plt.matplotlib.colors.ListedColormap(["#4c72b0", "#dd8452", "#cccccc"])
+    ax.imshow(table, cmap=cmap, vmin=0, vmax=2, aspect="auto")
+    ax.set_xticks(range(len(classes)), [f"c{c}" for c in classes], fontsize=8)
+    ax.set_yticks(range(len(hidden)), [f"fold {f}" for f in range(len(hidden))], fontsize=8)
+    handles = [plt.matplotlib.patches.Patch(color=cmap(i), label=name)
+               for i, name in enumerate(("labelled", "hidden: clustered", "novel: unlabelled, never scored"))]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title("hidden-class cross-validation: no novel label is ever used", fontsize=9)
+    return fig

@@ -1,0 +1,104 @@
+"""The figures of chapter 4 (discovery): what each draws, read back from the figure."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ssl_tutorial import discovery_plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_prior_heatmaps_draws_one_axes_per_panel_and_a_colorbar():
+    rng = np.random.default_rng(0)
+    panels = {"true": rng.dirichlet(np.ones(4), 3), "estimated": rng.dirichlet(np.ones(4), 3)}
+    fig = discovery_plots.prior_heatmaps(panels, ["a", "b", "c", "d"], title="priors")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == len(panels) + 1  # the colorbar
+    for ax, (name, matrix) in zip(fig.axes, panels.items()):
+        assert ax.get_title() == name
+        np.testing.assert_allclose(ax.images[0].get_array(), matrix)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["d0", "d1", "d2"]
+    assert fig._suptitle.get_text() == "priors"
+    single = discovery_plots.prior_heatmaps({"only": np.eye(2)}, ["x", "y"])
+    assert len(single.axes) == 2
+
+
+def test_prior_heatmaps_rejects_no_panels():
+    with pytest.raises(ValueError, match="at least one"):
+        discovery_plots.prior_heatmaps({}, ["a"])
+
+
+def test_contingency_row_normalises():
+    rows = np.array([0, 0, 0, 1, 2, 2])
+    columns = np.array([0, 1, 1, 2, 0, 2])
+    fig = discovery_plots.contingency(rows, columns, ["r0", "r1", "r2", "empty"], ["c0", "c1", "c2"], title="t")
+    assert isinstance(fig, Figure)
+    table = np.asarray(fig.axes[0].images[0].get_array())
+    assert table.shape == (4, 3)
+    np.testing.assert_allclose(table[:3].sum(1), 1)
+    np.testing.assert_array_equal(table[3], 0)  # an empty row stays empty, no division by zero
+    np.testing.assert_allclose(table[:3], [[1 / 3, 2 / 3, 0], [0, 0, 1], [0.5, 0, 0.5]])
+    assert fig.axes[0].get_title() == "t"
+
+
+def test_contingency_draws_on_a_given_axes():
+    fig, ax = plt.subplots()
+    assert discovery_plots.contingency([0, 1], [1, 0], ["a", "b"], ["x", "y"], ax=ax) is fig
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), [[0, 1], [1, 0]])
+
+
+def test_scatter_by_class_draws_one_group_per_class():
+    rng = np.random.default_rng(0)
+    points, labels = rng.standard_normal((30, 2)), np.repeat([0, 1, 2], 10)
+    fig = discovery_plots.scatter_by_class(points, labels, ["a", "b", "c"], title="latent")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 3
+    for k, collection in enumerate(ax.collections):
+        np.testing.assert_allclose(collection.get_offsets(), points[labels == k])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+
+
+def test_silhouette_curve_marks_the_best_k():
+    scores = pd.Series({2: 0.3, 3: 0.5, 4: 0.8, 5: 0.6}, name="silhouette")
+    fig = discovery_plots.silhouette_curve(scores, truth=5, title="k")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    curve, best, truth = ax.get_lines()
+    np.testing.assert_array_equal(curve.get_xdata(), [2, 3, 4, 5])
+    np.testing.assert_allclose(curve.get_ydata(), [0.3, 0.5, 0.8, 0.6])
+    assert list(best.get_xdata()) == [4, 4] and list(truth.get_xdata()) == [5, 5]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best k = 4", "true k = 5"]
+    without = discovery_plots.silhouette_curve(scores).axes[0]
+    assert len(without.get_lines()) == 2
+
+
+def test_cv_folds_colours_labelled_hidden_and_novel():
+    hidden = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]
+    fig = discovery_plots.cv_folds(hidden, known=np.arange(6), novel=[6, 7])
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    table = np.asarray(ax.images[0].get_array())
+    expected = np.array([[1, 1, 0, 0, 0, 0, 2, 2],
+                         [0, 0, 1, 1, 0, 0, 2, 2],
+                         [0, 0, 0, 0, 1, 1, 2, 2]])
+    np.testing.assert_array_equal(table, expected)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"c{c}" for c in range(8)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["fold 0", "fold 1", "fold 2"]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["labelled", "hidden: clustered", "novel: unlabelled, never scored"]
+    image = ax.images[0]
+    for value, patch in enumerate(legend.get_patches()):  # the legend's colours are those of the cells
+        np.testing.assert_allclose(image.to_rgba(float(value)), patch.get_facecolor())
