@@ -42,8 +42,9 @@ def contingency(rows, columns, row_names, column_names, title: str = "", ax=None
     return ax.figure
 
 
-def scatter_by_class(points: np.ndarray, labels, class_names, title: str = "", ax=None):
-    """2-D points (a projection of per-sample vectors: domain posteriors, a latent space), coloured by class."""
+def scatter_by_class(points: np.ndarray, labels, class_names, title: str = "", ax=None, axis_names=("PC 1", "PC 2")):
+    """2-D points (a projection of per-sample vectors: domain posteriors, a latent space), coloured by class; the axes
+    are named ``axis_names`` (by default the first two principal components)."""
     labels = np.asarray(labels)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3.4))
@@ -52,6 +53,8 @@ def scatter_by_class(points: np.ndarray, labels, class_names, title: str = "", a
         ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.5, label=name)
     ax.legend(markerscale=4, fontsize=7, loc="best")
     ax.set_xticks([]), ax.set_yticks([])
+    ax.set_xlabel(axis_names[0], fontsize=8)
+    ax.set_ylabel(axis_names[1], fontsize=8)
     ax.set_title(title, fontsize=9)
     return ax.figure
 

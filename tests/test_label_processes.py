@@ -265,3 +265,47 @@ def test_inlier_mask():
     np.testing.assert_array_equal(inlier_mask(list(labels), np.array([0])), labels == 0)
     with pytest.raises(ValueError, match="at least one inlier"):
         inlier_mask(labels, [])
+
+
+def test_contaminate_swaps_the_fraction_and_keeps_the_rest():
+    import torch
+
+    from ssl_tutorial.data.label_processes import contaminate
+
+    images = torch.rand(4000, 3, 8, 8)
+    labels = np.zeros(4000, dtype=int)
+    before = images.clone()
+    out, new_labels, swapped = contaminate(images, labels, 0.25, n_classes=5, kind="texture", seed=3)
+    assert abs(swapped.mean() - 0.25) < 5 * np.sqrt(0.25 * 0.75 / 4000)
+    assert torch.equal(images, before)  # the input is not changed
+    kept = torch.from_numpy(~swapped)
+    assert torch.equal(out[kept], images[kept]) and (new_labels[~swapped] == 0).all()
+    assert not torch.equal(out[~kept], images[~kept])
+    counts = np.bincount(new_labels[swapped], minlength=5) / swapped.sum()
+    assert np.abs(counts - 0.2).max() < 0.05  # random labels, uniform over the classes
+    again = contaminate(images, labels, 0.25, n_classes=5, kind="texture", seed=3)
+    assert torch.equal(again[0], out) and (again[2] == swapped).all()
+
+
+@pytest.mark.parametrize("kind", ["texture", "glyph"])
+def test_out_of_world_images_are_images(kind):
+    from ssl_tutorial.data.label_processes import out_of_world
+
+    x = out_of_world(6, 16, kind, seed=0)
+    assert x.shape == (6, 3, 16, 16) and x.min() >= 0 and x.max() <= 1
+    assert x.flatten(1).std(1).min() > 0  # every image shows something
+
+
+def test_contaminate_validates():
+    import torch
+
+    from ssl_tutorial.data.label_processes import contaminate, out_of_world
+
+    with pytest.raises(ValueError, match="unknown contaminant"):
+        out_of_world(2, 8, "noise")
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        contaminate(torch.rand(4, 8, 8), np.zeros(4), 0.1, 3)
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
+        contaminate(torch.rand(4, 3, 8, 8), np.zeros(3), 0.1, 3)
+    with pytest.raises(ValueError, match="noise rate"):
+        contaminate(torch.rand(4, 3, 8, 8), np.zeros(4), 1.5, 3)

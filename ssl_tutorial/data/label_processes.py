@@ -9,6 +9,8 @@ Taught in notebooks/04_discovery/ (chapter 4: discovery, label shift, noise and 
 * :func:`symmetric_noise` and :func:`asymmetric_noise`: label flips, uniform over the other classes or to a fixed
   partner class.
 * :func:`known_novel_split` and :func:`inlier_mask`: which classes are known, novel or inliers.
+* :func:`contaminate`: out-of-world images (pure textures, glyphs no class has) swapped in for some images and
+  given random labels: web-like noise (the only process here that draws new pictures).
 
 Every function is seeded and returns new arrays; nothing is changed in place.
 """
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .shapes import SHAPES, SUPERCLASSES
+from .shapes import SHAPES, SUPERCLASSES, _value_noise
 
 
 def _rng(seed: int, salt: int) -> np.random.Generator:
@@ -121,3 +124,53 @@ def inlier_mask(labels, inliers) -> np.ndarray:
     if inliers.size == 0:
         raise ValueError("give at least one inlier class")
     return np.isin(np.asarray(labels), inliers)
+
+
+CONTAMINANTS = ("texture", "glyph")
+
+
+def out_of_world(n: int, size: int, kind: str, seed: int = 0) -> torch.Tensor:
+    """``n`` images (n, 3, size, size) in [0, 1] that show no object of the shapes world.
+
+    ``"texture"``: a smooth random colour field per channel (hashed value noise), no object at all.
+    ``"glyph"``: a random binary 5 x 5 pattern, scaled up and placed at random on a mid-grey background, in a random
+    colour: shaped like an object, but like no class.
+    """
+    _positive_int("n", n)
+    if kind not in CONTAMINANTS:
+        raise ValueError(f"unknown contaminant {kind!r}; choose from {', '.join(CONTAMINANTS)}")
+    rng = _rng(seed, 6)
+    if kind == "texture":
+        seeds = torch.from_numpy(rng.integers(0, 2**31 - 1, n))
+        cells = int(rng.integers(3, 7))
+        return torch.stack([_value_noise(seeds, cells, size, salt) for salt in (1, 2, 3)], 1).clamp(0, 1)
+    images = torch.full((n, 3, size, size), 0.5)
+    cell = max(size // 8, 1)
+    glyphs = rng.random((n, 5, 5)) < 0.5
+    colours = torch.from_numpy(rng.uniform(0, 1, (n, 3))).float()
+    for i in range(n):
+        block = torch.from_numpy(np.kron(glyphs[i], np.ones((cell, cell)))).float()
+        top, left = rng.integers(0, size - block.shape[0] + 1, 2)
+        window = images[i, :, top:top + block.shape[0], left:left + block.shape[1]]
+        window[:] = torch.where(block.bool(), colours[i].view(3, 1, 1), window)
+    return images
+
+
+def contaminate(images: torch.Tensor, labels, fraction: float, n_classes: int, kind: str = "texture",
+                seed: int = 0) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Swap a ``fraction`` of the images for out-of-world ones (:func:`out_of_world`) with labels drawn uniformly
+    from the ``n_classes``: the out-of-distribution part of web noise. Returns new images, new labels and the mask
+    of the swapped rows; the inputs are not changed."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(images.shape)}")
+    labels, fraction = np.asarray(labels), _rate(fraction)
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    rng = _rng(seed, 7)
+    swapped = rng.random(len(images)) < fraction
+    out_images, out_labels = images.clone(), labels.copy()
+    if swapped.any():
+        index = torch.from_numpy(np.flatnonzero(swapped))
+        out_images[index] = out_of_world(int(swapped.sum()), images.shape[-1], kind, seed).to(images)
+        out_labels[swapped] = rng.integers(0, n_classes, int(swapped.sum()))
+    return out_images, out_labels, swapped
