@@ -29,22 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from torch import nn
 
+from ..evaluate import hungarian_accuracy
 from ..nets import mlp
-
-
-def cluster_accuracy(y_true, y_pred) -> float:
-    """Hungarian accuracy for any numbers of classes and clusters: each cluster maps to at most one class."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes, clusters = np.unique(y_true), np.unique(y_pred)
-    counts = np.zeros((len(clusters), len(classes)), dtype=np.int64)
-    np.add.at(counts, (np.searchsorted(clusters, y_pred), np.searchsorted(classes, y_true)), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    return float(counts[rows, cols].sum() / len(y_true))
 
 
 class PBN(nn.Module):
@@ -155,5 +145,5 @@ def hidden_class_cv(x: np.ndarray, y: np.ndarray, known: np.ndarray, ws, folds: 
         for w in ws:
             model = train_pbn(fold_x, fold_y, fold_labelled, w=w, seed=seed, **train)
             clusters = kmeans(latent(model, x[is_hidden]), len(hidden), seed)
-            rows.append({"w": w, "fold": fold, "accuracy": 100 * cluster_accuracy(y[is_hidden], clusters)})
+            rows.append({"w": w, "fold": fold, "accuracy": 100 * hungarian_accuracy(y[is_hidden], clusters)})
     return pd.DataFrame(rows)
