@@ -94,3 +94,86 @@ def cv_folds(hidden: list, known, novel):
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title("hidden-class cross-validation: no novel label is ever used", fontsize=9)
     return fig
+
+
+METHOD_COLOURS = {"ERM": "tab:grey", "self-training": "tab:orange", "RSS": "tab:blue"}
+
+
+def robust_loss_view(gammas=(0.3, 0.5, 1.0, 2.0)):
+    """The robust 0-1 loss phi_gamma: against the signed distance to the boundary for a labelled point (left), and
+    against theta . x / ||theta|| for an unlabelled point with its own pseudo-label (right)."""
+    import torch
+
+    from .methods.rss import robust_loss
+
+    rho = torch.linspace(-4, 4, 401)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    left.step(rho, (rho <= 0).float(), "k:", where="post", label="0-1 loss (gamma = infinity)")
+    right.plot(rho, torch.zeros_like(rho), "k:", label="0-1 loss on its own pseudo-label: always 0")
+    for k, gamma in enumerate(gammas):
+        left.plot(rho, robust_loss(rho, gamma), color=plt.cm.viridis(k / len(gammas)), label=f"gamma = {gamma:g}")
+        right.plot(rho, robust_loss(rho.abs(), gamma), color=plt.cm.viridis(k / len(gammas)), label=f"gamma' = {gamma:g}")
+    left.set(xlabel=r"signed distance to the boundary  $y\,\theta\cdot x / \|\theta\|$", ylabel=r"$\phi_\gamma$",
+             title="labelled point: a ramp instead of a step")
+    right.set(xlabel=r"$\theta\cdot x' / \|\theta\|$", ylabel=r"$\phi_{\gamma'}$",
+              title="unlabelled point, pseudo-labelled: a tent at the boundary")
+    for ax in (left, right):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def error_curves(table, x: str, references: dict | None = None, title: str = "", xlabel: str | None = None,
+                 log: bool = False, ax=None):
+    """The test error of each method (column ``method``) against column ``x``: the mean over draws, and a band from
+    the smallest to the largest. ``references`` maps a label to a constant (a horizontal line) or to a series
+    indexed like ``x`` (a dashed curve)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.2, 3.3))
+    stats = table.groupby(["method", x])["error"].agg(["mean", "min", "max"])
+    for method in table["method"].unique():
+        s = stats.loc[method]
+        colour = METHOD_COLOURS.get(method)
+        ax.plot(s.index, s["mean"], "o-", color=colour, label=method)
+        ax.fill_between(s.index, s["min"], s["max"], color=colour, alpha=0.15)
+    for k, (label, value) in enumerate((references or {}).items()):
+        if np.isscalar(value):
+            ax.axhline(value, color="black", ls=(":", "--", "-.")[k % 3], lw=1, label=label)
+        else:
+            ax.plot(value.index, value.values, color="black", ls=(":", "--", "-.")[k % 3], lw=1, label=label)
+    ax.set(xscale="log" if log else "linear", xlabel=xlabel or x, ylabel="test error (%)", title=title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def boundaries_2d(world, x_l, y_l, x_u, thetas: dict, title: str = ""):
+    """A 2-D shifted mixture: the labelled points by class, the unlabelled cloud in grey, and the decision boundary
+    of each method (a line through the origin, orthogonal to its theta) beside the Bayes boundary. Drawn in the
+    basis (mu_0 / ||mu_0||, the shift's direction), so the labelled domain's classes sit left and right."""
+    u = world.mu_0 / np.linalg.norm(world.mu_0)
+    v = np.array([-u[1], u[0]])
+    if (world.mu_1 - world.mu_0) @ v < 0:
+        v = -v
+    basis = np.stack([u, v], 1)
+    fig, ax = plt.subplots(figsize=(6.6, 4.2))
+    unlabelled = np.asarray(x_u) @ basis
+    ax.scatter(unlabelled[:, 0], unlabelled[:, 1], s=4, color="0.7", label="unlabelled (shifted domain)")
+    labelled = np.asarray(x_l) @ basis
+    for sign, marker, colour in ((-1, "o", "tab:red"), (1, "s", "tab:green")):
+        chosen = np.asarray(y_l) == sign
+        ax.scatter(labelled[chosen, 0], labelled[chosen, 1], s=40, marker=marker, color=colour, edgecolor="black",
+                   zorder=3, label=f"labelled, y = {sign:+d}")
+    limit = 4
+    for name, theta in {"Bayes": world.mu_0, **thetas}.items():
+        t = np.asarray(theta) @ basis
+        direction = np.array([-t[1], t[0]]) / np.linalg.norm(t)
+        colour = METHOD_COLOURS.get(name, "black")
+        error = f" ({float(world.error(theta)):.1f} %)"
+        ax.plot(*np.stack([-limit * direction, limit * direction], 1), color=colour, ls=":" if name == "Bayes" else "-",
+                lw=2, label=name + error)
+    ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", title=title,
+           xlabel=r"along $\mu_0$", ylabel="along the shift")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig

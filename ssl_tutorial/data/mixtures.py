@@ -1,6 +1,9 @@
-"""Gaussian mixtures whose labels are a function of the latent component: the theory's toy world.
+"""Gaussian mixtures: the theory notebooks' toy worlds.
 
-Taught in notebooks/10_theory/01_provable_pretraining.ipynb.
+* :class:`LabelledMixture`, whose labels are a function of the latent component (taught in
+  notebooks/10_theory/01_provable_pretraining.ipynb), described below;
+* :class:`ShiftedMixture`, two classes whose unlabelled points come from a shifted domain (taught in
+  notebooks/04_discovery/04_ood_unlabeled.ipynb), described in its docstring.
 
 A latent component z ~ Uniform{1..K} draws x ~ N(mu_z, sigma^2 I) in d dimensions. The label is either
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logsumexp
+from scipy.stats import norm as gaussian
 
 LABEL_RULES = ("informative", "non-informative")
 
@@ -88,3 +92,105 @@ def make_mixture(dim: int = 20, n_components: int = 8, n_classes: int = 4, separ
     direction = rotation[:, n_components]  # orthogonal to every mean: the non-informative label's direction
     component_class = np.arange(n_components) % n_classes
     return LabelledMixture(means, sigma, component_class, rule, direction)
+
+
+@dataclass
+class ShiftedMixture:
+    """Two classes, x | y ~ N(y mu_0, sigma^2 I) with y = +-1, and an unlabelled domain whose means have moved:
+    x' ~ N(+-mu_1, sigma^2 I) with mu_1 = mu_0 + alpha ||mu_0|| v, v a unit vector orthogonal to mu_0 (the shift
+    of Saberi et al., 2024). Labelled and test points come from mu_0, unlabelled points from mu_1.
+
+    Taught in notebooks/04_discovery/04_ood_unlabeled.ipynb. Make one with :func:`make_shifted_mixture`.
+
+    The paper also lets the unlabelled distribution deviate in total variation: ``contamination`` replaces that
+    fraction of the unlabelled points by a clump N(R w, sigma^2 I) at distance R = ``outlier_distance`` along a
+    direction w orthogonal to both means. The contaminated distribution is within total variation ``contamination``
+    of the clean one, however far the clump is.
+
+    The error of a linear classifier sign(theta . x) on the labelled domain is exact: Phi(-theta . mu_0 /
+    (sigma ||theta||)), so no test sample is needed and every number is free of test noise.
+    """
+
+    mu_0: np.ndarray  # (d,): the labelled (and test) domain's mean of class +1
+    mu_1: np.ndarray  # (d,): the unlabelled domain's mean of class +1
+    outlier_direction: np.ndarray  # (d,): w, unit, orthogonal to mu_0 and mu_1 (zero in 2-D: no outliers)
+    sigma: float
+    shift: float  # alpha: ||mu_1 - mu_0|| / ||mu_0||
+
+    @property
+    def dim(self) -> int:
+        return len(self.mu_0)
+
+    def _sample(self, mean: np.ndarray, shape: tuple, rng) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.choice([-1.0, 1.0], size=shape)
+        return y[..., None] * mean + self.sigma * rng.standard_normal((*shape, self.dim)), y
+
+    def labelled(self, m: int, draws: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """m labelled points from the labelled domain: x (m, d) and y in {-1, +1} (m,); with ``draws``, that many
+        independent samples stacked, (draws, m, d) and (draws, m)."""
+        if m < 1:
+            raise ValueError(f"m (labelled points) must be at least 1, got {m}")
+        return self._sample(self.mu_0, (m,) if draws is None else (draws, m), np.random.default_rng([seed, 1]))
+
+    def unlabelled(self, n: int, draws: int | None = None, seed: int = 0, contamination: float = 0.0,
+                   outlier_distance: float = 12.0) -> np.ndarray:
+        """n unlabelled points from the shifted domain, (n, d) or (draws, n, d); their labels are thrown away. The
+        first round(contamination * n) of them are replaced by the outlier clump N(R w, sigma^2 I)."""
+        if n < 0:
+            raise ValueError(f"n (unlabelled points) cannot be negative, got {n}")
+        if not 0 <= contamination <= 1:
+            raise ValueError(f"contamination is a fraction of the unlabelled points, in [0, 1]; got {contamination}")
+        if contamination > 0 and not self.outlier_direction.any():
+            raise ValueError("this world has no direction for outliers (it needs dim >= 3); use contamination=0")
+        shape = (n,) if draws is None else (draws, n)
+        x = self._sample(self.mu_1, shape, np.random.default_rng([seed, 2]))[0]
+        k = int(round(contamination * n))
+        if k:
+            noise = self.sigma * np.random.default_rng([seed, 3]).standard_normal((*shape[:-1], k, self.dim))
+            x[..., :k, :] = outlier_distance * self.outlier_direction + noise
+        return x
+
+    def error(self, theta: np.ndarray) -> np.ndarray:
+        """The exact test error (%) of sign(theta . x) on the labelled domain, for theta (d,) or a stack (..., d)."""
+        theta = np.asarray(theta, dtype=float)
+        length = np.linalg.norm(theta, axis=-1)
+        if np.any(length == 0):
+            raise ValueError("theta = 0 is no classifier; every theta must have a direction")
+        return 100 * gaussian.cdf(-(theta @ self.mu_0) / (self.sigma * length))
+
+    @property
+    def bayes_error(self) -> float:
+        """The error (%) of the best classifier there is, sign(mu_0 . x): Phi(-||mu_0|| / sigma)."""
+        return float(self.error(self.mu_0))
+
+    def labelled_only_error(self, m) -> np.ndarray:
+        """About the error (%) of the labelled mean (1/m) sum y_i x_i, ERM's estimate, from m in-domain labels. Its
+        noise has length sigma sqrt(d / m), so theta . mu_0 / ||theta|| is about ||mu_0||^2 / sqrt(||mu_0||^2 +
+        sigma^2 d / m): the sqrt(d / m) rate of the paper's abstract. A large-d approximation, for reference lines."""
+        m = np.asarray(m, dtype=float)
+        length = np.linalg.norm(self.mu_0)
+        return 100 * gaussian.cdf(-length ** 2 / (self.sigma * np.sqrt(length ** 2 + self.sigma ** 2 * self.dim / m)))
+
+    @property
+    def shifted_error(self) -> float:
+        """The error (%) on the labelled domain of the unlabelled domain's own best classifier, sign(mu_1 . x):
+        what unlabelled data alone can teach, however much of it there is."""
+        return float(self.error(self.mu_1))
+
+
+def make_shifted_mixture(dim: int = 200, norm: float = 1.0, shift: float = 0.5, sigma: float = 1.0,
+                         seed: int = 0) -> ShiftedMixture:
+    """A seeded :class:`ShiftedMixture`: mu_0 a random direction of length ``norm``, mu_1 = mu_0 + shift * norm * v
+    with v a random unit vector orthogonal to mu_0, and the outliers' direction w orthogonal to both. The defaults
+    are the paper's synthetic experiment (d = 200, ||mu_0|| = 1, sigma = 1, a shift of half the mean's length)."""
+    if dim < 2:
+        raise ValueError(f"dim must be at least 2 (the shift needs a direction of its own), got {dim}")
+    if norm <= 0 or sigma <= 0:
+        raise ValueError(f"norm and sigma must be positive, got {norm} and {sigma}")
+    if shift < 0:
+        raise ValueError(f"shift cannot be negative, got {shift}")
+    rng = np.random.default_rng([seed, 0])
+    basis = np.linalg.qr(rng.standard_normal((dim, min(dim, 3))))[0]
+    mu_0 = norm * basis[:, 0]
+    outliers = basis[:, 2] if dim >= 3 else np.zeros(dim)  # in 2-D there is no direction left for them
+    return ShiftedMixture(mu_0, mu_0 + shift * norm * basis[:, 1], outliers, float(sigma), float(shift))
