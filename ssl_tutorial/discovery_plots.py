@@ -97,6 +97,8 @@ def cv_folds(hidden: list, known, novel):
 
 
 METHOD_COLOURS = {"ERM": "tab:grey", "self-training": "tab:orange", "RSS": "tab:blue"}
+METHOD_LINES = {"self-training": "--"}  # dashed: visible where RSS's boundary lies on top of it
+REFERENCE_LINES = {"Bayes error": ":", "shifted domain's limit": "--"}  # any other reference: dash-dotted
 
 
 def robust_loss_view(gammas=(0.3, 0.5, 1.0, 2.0)):
@@ -127,7 +129,7 @@ def error_curves(table, x: str, references: dict | None = None, title: str = "",
                  log: bool = False, ax=None):
     """The test error of each method (column ``method``) against column ``x``: the mean over draws, and a band from
     the smallest to the largest. ``references`` maps a label to a constant (a horizontal line) or to a series
-    indexed like ``x`` (a dashed curve)."""
+    indexed like ``x`` (a curve); each reference keeps its line style across figures (``REFERENCE_LINES``)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.2, 3.3))
     stats = table.groupby(["method", x])["error"].agg(["mean", "min", "max"])
@@ -136,11 +138,12 @@ def error_curves(table, x: str, references: dict | None = None, title: str = "",
         colour = METHOD_COLOURS.get(method)
         ax.plot(s.index, s["mean"], "o-", color=colour, label=method)
         ax.fill_between(s.index, s["min"], s["max"], color=colour, alpha=0.15)
-    for k, (label, value) in enumerate((references or {}).items()):
+    for label, value in (references or {}).items():
+        style = REFERENCE_LINES.get(label, "-.")
         if np.isscalar(value):
-            ax.axhline(value, color="black", ls=(":", "--", "-.")[k % 3], lw=1, label=label)
+            ax.axhline(value, color="black", ls=style, lw=1, label=label)
         else:
-            ax.plot(value.index, value.values, color="black", ls=(":", "--", "-.")[k % 3], lw=1, label=label)
+            ax.plot(value.index, value.values, color="black", ls=style, lw=1, label=label)
     ax.set(xscale="log" if log else "linear", xlabel=xlabel or x, ylabel="test error (%)", title=title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.figure.tight_layout()
@@ -149,7 +152,8 @@ def error_curves(table, x: str, references: dict | None = None, title: str = "",
 
 def boundaries_2d(world, x_l, y_l, x_u, thetas: dict, title: str = ""):
     """A 2-D shifted mixture: the labelled points by class, the unlabelled cloud in grey, and the decision boundary
-    of each method (a line through the origin, orthogonal to its theta) beside the Bayes boundary. Drawn in the
+    of each method (a line through the origin, orthogonal to its theta) beside the Bayes boundary and, thin and
+    dashed, the shifted domain's own (orthogonal to mu_1). Drawn in the
     basis (mu_0 / ||mu_0||, the shift's direction), so the labelled domain's classes sit left and right."""
     u = world.mu_0 / np.linalg.norm(world.mu_0)
     v = np.array([-u[1], u[0]])
@@ -165,13 +169,14 @@ def boundaries_2d(world, x_l, y_l, x_u, thetas: dict, title: str = ""):
         ax.scatter(labelled[chosen, 0], labelled[chosen, 1], s=40, marker=marker, color=colour, edgecolor="black",
                    zorder=3, label=f"labelled, y = {sign:+d}")
     limit = 4
-    for name, theta in {"Bayes": world.mu_0, **thetas}.items():
+    lines = {"Bayes": (world.mu_0, ":", 2), "shifted domain's optimum": (world.mu_1, "--", 0.8),
+             **{name: (theta, METHOD_LINES.get(name, "-"), 2) for name, theta in thetas.items()}}
+    for name, (theta, style, width) in lines.items():
         t = np.asarray(theta) @ basis
         direction = np.array([-t[1], t[0]]) / np.linalg.norm(t)
-        colour = METHOD_COLOURS.get(name, "black")
         error = f" ({float(world.error(theta)):.1f} %)"
-        ax.plot(*np.stack([-limit * direction, limit * direction], 1), color=colour, ls=":" if name == "Bayes" else "-",
-                lw=2, label=name + error)
+        ax.plot(*np.stack([-limit * direction, limit * direction], 1), color=METHOD_COLOURS.get(name, "black"),
+                ls=style, lw=width, label=name + error, zorder=2.5 if style == "--" else 2)  # dashed on top
     ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", title=title,
            xlabel=r"along $\mu_0$", ylabel="along the shift")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))

@@ -102,3 +102,50 @@ def test_cv_folds_colours_labelled_hidden_and_novel():
     image = ax.images[0]
     for value, patch in enumerate(legend.get_patches()):  # the legend's colours are those of the cells
         np.testing.assert_allclose(image.to_rgba(float(value)), patch.get_facecolor())
+
+
+def test_robust_loss_view_draws_the_ramp_and_the_tent():
+    fig = discovery_plots.robust_loss_view(gammas=(0.5, 2.0))
+    left, right = fig.axes
+    assert len(left.lines) == 3 and len(right.lines) == 3  # the 0-1 reference and one line per gamma
+    rho, ramp = left.lines[1].get_data()
+    np.testing.assert_allclose(ramp, np.clip(1 - 0.5 * np.asarray(rho), 0, 1), atol=1e-6)
+    rho, tent = right.lines[2].get_data()
+    np.testing.assert_allclose(tent, np.clip(1 - 2.0 * np.abs(np.asarray(rho)), 0, 1), atol=1e-6)
+    assert not np.asarray(right.lines[0].get_data()[1]).any()  # the 0-1 loss on its own pseudo-label: always 0
+
+
+def test_error_curves_draws_each_method_mean_and_the_references():
+    table = pd.DataFrame({"n": [10, 10, 100, 100] * 2, "method": ["ERM"] * 4 + ["RSS"] * 4,
+                          "draw": [0, 1] * 4, "error": [40, 42, 40, 42, 44, 46, 20, 30]})
+    limit = pd.Series([25.0, 22.0], index=[10, 100])
+    fig = discovery_plots.error_curves(table, "n", {"Bayes": 15.9, "limit": limit}, log=True)
+    ax = fig.axes[0]
+    by_label = {line.get_label(): line for line in ax.lines}
+    np.testing.assert_allclose(by_label["RSS"].get_ydata(), [45, 25])
+    np.testing.assert_allclose(by_label["ERM"].get_ydata(), [41, 41])
+    np.testing.assert_allclose(by_label["Bayes"].get_ydata(), [15.9, 15.9])
+    np.testing.assert_allclose(by_label["limit"].get_ydata(), [25, 22])
+    assert ax.get_xscale() == "log"
+
+
+def test_boundaries_2d_draws_each_boundary_orthogonal_to_its_theta():
+    from ssl_tutorial.data.mixtures import make_shifted_mixture
+
+    world = make_shifted_mixture(dim=2, norm=1.5, shift=1.0, seed=3)
+    x_l, y_l = world.labelled(6, seed=3)
+    x_u = world.unlabelled(50, seed=3)
+    theta = world.mu_1  # a boundary orthogonal to the shifted mean
+    fig = discovery_plots.boundaries_2d(world, x_l, y_l, x_u, {"RSS": theta})
+    ax = fig.axes[0]
+    lines = {line.get_label().split(" (")[0]: line for line in ax.lines}
+    assert set(lines) == {"Bayes", "shifted domain's optimum", "RSS"}
+    assert lines["RSS"].get_label().endswith(f"({world.error(theta):.1f} %)")
+    u = world.mu_0 / np.linalg.norm(world.mu_0)
+    v = np.array([-u[1], u[0]]) * np.sign((world.mu_1 - world.mu_0) @ np.array([-u[1], u[0]]))
+    for name, t in (("Bayes", world.mu_0), ("RSS", theta)):
+        xs, ys = lines[name].get_data()
+        along = np.array([xs[1] - xs[0], ys[1] - ys[0]])
+        assert abs(along @ (np.stack([u, v]) @ t)) < 1e-9  # drawn in the (mu_0, shift) basis, orthogonal to theta
+    # the Bayes boundary is vertical in that basis: the labelled classes sit left and right of it
+    assert np.allclose(lines["Bayes"].get_xdata(), 0)

@@ -11,7 +11,7 @@ from ssl_tutorial.data.mixtures import make_shifted_mixture
 from ssl_tutorial.methods.rss import (
     METHODS,
     error_table,
-    fit,
+    fit_method,
     labelled_mean,
     robust_loss,
     rss_objective,
@@ -242,10 +242,10 @@ def test_rss_beats_erm_with_plenty_of_clean_unlabelled_data():
     world = make_shifted_mixture(dim=20, norm=1.5, seed=0)
     x, y = world.labelled(4, draws=4, seed=0)
     u = world.unlabelled(2000, draws=4, seed=0)
-    erm, rss = world.error(fit("ERM", x, y, u)), world.error(fit("RSS", x, y, u))
-    assert np.array_equal(fit("ERM", x, y, u), train_rss(x, y))
+    erm, rss = world.error(fit_method("ERM", x, y, u)), world.error(fit_method("RSS", x, y, u))
+    assert np.array_equal(fit_method("ERM", x, y, u), train_rss(x, y))
     assert rss.mean() < erm.mean() - 5
-    assert world.error(fit("self-training", x, y, u)).mean() < erm.mean()  # clean data: self-training helps too
+    assert world.error(fit_method("self-training", x, y, u)).mean() < erm.mean()  # clean data: self-training helps too
 
 
 def test_self_training_without_unlabelled_points_is_the_labelled_mean():
@@ -290,7 +290,7 @@ def test_bad_hyperparameters_and_shapes_raise():
     with pytest.raises(ValueError, match="y_l"):
         labelled_mean(x, y[:, None])
     with pytest.raises(ValueError, match="unknown method"):
-        fit("nope", x, y, u)
+        fit_method("nope", x, y, u)
     with pytest.raises(ValueError, match="unknown methods"):
         error_table(world, [0], m=5, draws=1, methods=["ERM", "nope"])
 

@@ -115,7 +115,11 @@ class ShiftedMixture:
     mu_1: np.ndarray  # (d,): the unlabelled domain's mean of class +1
     outlier_direction: np.ndarray  # (d,): w, unit, orthogonal to mu_0 and mu_1 (zero in 2-D: no outliers)
     sigma: float
-    shift: float  # alpha: ||mu_1 - mu_0|| / ||mu_0||
+
+    @property
+    def shift(self) -> float:
+        """alpha = ||mu_1 - mu_0|| / ||mu_0||."""
+        return float(np.linalg.norm(self.mu_1 - self.mu_0) / np.linalg.norm(self.mu_0))
 
     @property
     def dim(self) -> int:
@@ -164,17 +168,18 @@ class ShiftedMixture:
         return float(self.error(self.mu_0))
 
     def labelled_only_error(self, m) -> np.ndarray:
-        """About the error (%) of the labelled mean (1/m) sum y_i x_i, ERM's estimate, from m in-domain labels. Its
-        noise has length sigma sqrt(d / m), so theta . mu_0 / ||theta|| is about ||mu_0||^2 / sqrt(||mu_0||^2 +
-        sigma^2 d / m): the sqrt(d / m) rate of the paper's abstract. A large-d approximation, for reference lines."""
+        """About the error (%) of the labelled mean (1/m) sum y_i x_i (where ERM starts) from m in-domain labels. Its
+        noise has length about sigma sqrt(d / m), so theta . mu_0 / ||theta|| is about ||mu_0||^2 / sqrt(||mu_0||^2 +
+        sigma^2 d / m): the sqrt(d / m) rate of the paper's abstract. It leaves out the noise's own component along
+        mu_0 (of size sigma / sqrt(m)): an approximation for large m, for reference lines."""
         m = np.asarray(m, dtype=float)
         length = np.linalg.norm(self.mu_0)
         return 100 * gaussian.cdf(-length ** 2 / (self.sigma * np.sqrt(length ** 2 + self.sigma ** 2 * self.dim / m)))
 
     @property
     def shifted_error(self) -> float:
-        """The error (%) on the labelled domain of the unlabelled domain's own best classifier, sign(mu_1 . x):
-        what unlabelled data alone can teach, however much of it there is."""
+        """The error (%) on the labelled domain of the unlabelled domain's own best classifier, sign(mu_1 . x): about
+        the limit of what unlabelled data from that domain can teach (the labels can push a learner a little past it)."""
         return float(self.error(self.mu_1))
 
 
@@ -193,4 +198,4 @@ def make_shifted_mixture(dim: int = 200, norm: float = 1.0, shift: float = 0.5, 
     basis = np.linalg.qr(rng.standard_normal((dim, min(dim, 3))))[0]
     mu_0 = norm * basis[:, 0]
     outliers = basis[:, 2] if dim >= 3 else np.zeros(dim)  # in 2-D there is no direction left for them
-    return ShiftedMixture(mu_0, mu_0 + shift * norm * basis[:, 1], outliers, float(sigma), float(shift))
+    return ShiftedMixture(mu_0, mu_0 + shift * norm * basis[:, 1], outliers, float(sigma))

@@ -75,10 +75,14 @@ def _as_batch(x_l, y_l, x_u):
     return x_l, y_l, x_u, single
 
 
+def _mean(x_l: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
+    return (y_l.unsqueeze(-1) * x_l).mean(-2)
+
+
 def labelled_mean(x_l, y_l) -> np.ndarray:
     """(1/m) sum_i y_i x_i: the plug-in estimate of the class mean, where every learner here starts."""
     x_l, y_l, _, single = _as_batch(x_l, y_l, None)
-    theta = (y_l.unsqueeze(-1) * x_l).mean(-2)
+    theta = _mean(x_l, y_l)
     return theta[0].numpy() if single else theta.numpy()
 
 
@@ -92,7 +96,7 @@ def train_rss(x_l, y_l, x_u=None, lam: float = 3.0, gamma: float = 0.5, gamma_u:
     if lam < 0:
         raise ValueError(f"lam weighs the unlabelled term and cannot be negative, got {lam}")
     x_l, y_l, x_u, single = _as_batch(x_l, y_l, x_u)
-    theta = (y_l.unsqueeze(-1) * x_l).mean(-2).clone().requires_grad_(True)
+    theta = _mean(x_l, y_l).clone().requires_grad_(True)
     optimiser = torch.optim.Adam([theta], lr=lr)
     for _ in range(steps):
         loss = rss_objective(theta, x_l, y_l, x_u, lam, gamma, gamma_u).sum()  # draws are independent problems
@@ -108,9 +112,9 @@ def self_training(x_l, y_l, x_u, rounds: int = 10) -> np.ndarray:
     mean on labelled and pseudo-labelled points alike, repeat. No robustness: every point counts fully, however far
     it is from the boundary or from the labelled domain."""
     x_l, y_l, x_u, single = _as_batch(x_l, y_l, x_u)
-    theta = (y_l.unsqueeze(-1) * x_l).mean(-2)
+    theta = _mean(x_l, y_l)
     if x_u is not None and x_u.shape[1] > 0:
-        labelled_sum = (y_l.unsqueeze(-1) * x_l).sum(-2)
+        labelled_sum = theta * x_l.shape[1]
         for _ in range(rounds):
             pseudo = torch.sign((x_u @ theta.unsqueeze(-1)).squeeze(-1))
             theta = (labelled_sum + (pseudo.unsqueeze(-1) * x_u).sum(-2)) / (x_l.shape[1] + x_u.shape[1])
@@ -118,12 +122,13 @@ def self_training(x_l, y_l, x_u, rounds: int = 10) -> np.ndarray:
     return theta[0] if single else theta
 
 
-def fit(method: str, x_l, y_l, x_u=None, **rss) -> np.ndarray:
-    """theta for one of ``METHODS`` ("ERM" ignores x_u); ``rss`` goes to :func:`train_rss`."""
+def fit_method(method: str, x_l, y_l, x_u=None, rounds: int = 10, **rss) -> np.ndarray:
+    """theta for one of ``METHODS`` ("ERM" ignores x_u); ``rounds`` goes to :func:`self_training`, ``rss`` to
+    :func:`train_rss`."""
     if method == "ERM":
         return train_rss(x_l, y_l, None, **rss)
     if method == "self-training":
-        return self_training(x_l, y_l, x_u)
+        return self_training(x_l, y_l, x_u, rounds)
     if method == "RSS":
         return train_rss(x_l, y_l, x_u, **rss)
     raise ValueError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
@@ -143,6 +148,6 @@ def error_table(world, ns, m: int = 10, draws: int = 10, seed: int = 0, methods=
         x_u = world.unlabelled(n, draws=draws, seed=seed, contamination=contamination,
                                outlier_distance=outlier_distance)
         for name in methods:
-            errors = world.error(fit(name, x_l, y_l, x_u, **rss))
+            errors = world.error(fit_method(name, x_l, y_l, x_u, **rss))
             rows += [{"n": n, "method": name, "draw": k, "error": float(e)} for k, e in enumerate(errors)]
     return pd.DataFrame(rows)
