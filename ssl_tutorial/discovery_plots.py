@@ -182,3 +182,39 @@ def boundaries_2d(world, x_l, y_l, x_u, thetas: dict, title: str = ""):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
+
+
+GROUP_COLOURS = {"inliers": "tab:green", "virtual outliers": "tab:purple", "anomalies": "tab:red"}
+
+
+def score_strips(scores: dict, title: str = "", ax=None):
+    """One strip per group of test images (e.g. inliers, virtual outliers, anomalies): each image's anomaly score
+    (here the cosine similarity to the inliers' concentration), jittered vertically, with the group's mean."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 2.6))
+    rng = np.random.default_rng(0)
+    for k, (group, values) in enumerate(scores.items()):
+        values = np.asarray(values, dtype=float)
+        colour = GROUP_COLOURS.get(group, f"C{k}")
+        ax.scatter(values, k + 0.15 * rng.standard_normal(len(values)), s=10, alpha=0.6, color=colour)
+        ax.plot([values.mean()] * 2, [k - 0.35, k + 0.35], color="black", lw=2)
+    ax.set_yticks(range(len(scores)), list(scores))
+    ax.set(xlim=(-1.05, 1.05), xlabel="cosine similarity to the inliers' concentration", title=title)
+    ax.invert_yaxis()
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def auroc_bars(table, title: str = "", ax=None):
+    """AUROC (%) per anomaly class (rows of ``table``) for each detector (its columns), with chance at 50."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(table) * len(table.columns) / 2 + 2), 3))
+    width = 0.8 / len(table.columns)
+    for k, column in enumerate(table.columns):
+        ax.bar(np.arange(len(table)) + (k - (len(table.columns) - 1) / 2) * width, table[column], width, label=column)
+    ax.axhline(50, color="black", ls=":", lw=1, label="chance")
+    ax.set_xticks(range(len(table)), table.index, rotation=45, ha="right", fontsize=8)
+    ax.set(ylim=(0, 100), ylabel="AUROC (%)", title=title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.figure.tight_layout()
+    return ax.figure

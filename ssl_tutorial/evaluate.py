@@ -146,6 +146,17 @@ def probe_over_noise(model, train, test, ts, blocks=None, grid: int = 1, seed: i
     return pd.DataFrame.from_dict(table, orient="index").rename_axis(index="t")
 
 
+def anomaly_auroc(inlier_score, is_anomaly) -> float:
+    """The AUROC (%) of an anomaly detector whose score is high for inliers: the chance that a random anomaly scores
+    below a random inlier (50: chance, 100: perfect). Taught in notebooks/04_discovery/05_unicon_ha.ipynb."""
+    from sklearn.metrics import roc_auc_score
+
+    is_anomaly = _np(is_anomaly).astype(bool)
+    if is_anomaly.all() or not is_anomaly.any():
+        raise ValueError("the AUROC needs both inliers and anomalies among the test images")
+    return 100 * float(roc_auc_score(is_anomaly, -_np(inlier_score)))
+
+
 def hungarian_accuracy(y_true, y_pred) -> float:
     """Accuracy after the best one-to-one matching of clusters to classes (scipy's assignment solver)."""
     y_true, y_pred = _np(y_true).astype(int), _np(y_pred).astype(int)

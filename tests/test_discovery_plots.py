@@ -149,3 +149,47 @@ def test_boundaries_2d_draws_each_boundary_orthogonal_to_its_theta():
         assert abs(along @ (np.stack([u, v]) @ t)) < 1e-9  # drawn in the (mu_0, shift) basis, orthogonal to theta
     # the Bayes boundary is vertical in that basis: the labelled classes sit left and right of it
     assert np.allclose(lines["Bayes"].get_xdata(), 0)
+
+
+def test_score_strips_draws_one_strip_and_one_mean_per_group():
+    rng = np.random.default_rng(0)
+    scores = {"inliers": rng.uniform(0.5, 1, 20), "virtual outliers": rng.uniform(-0.5, 0.5, 15),
+              "anomalies": list(rng.uniform(-1, 0, 10))}
+    fig = discovery_plots.score_strips(scores, title="scores")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(ax.collections) == len(scores) and len(ax.lines) == len(scores)
+    for k, (collection, line, values) in enumerate(zip(ax.collections, ax.lines, scores.values())):
+        offsets = np.asarray(collection.get_offsets())
+        np.testing.assert_allclose(offsets[:, 0], values)
+        assert np.abs(offsets[:, 1] - k).max() < 0.75  # jittered around the group's row
+        np.testing.assert_allclose(line.get_xdata(), [np.mean(values)] * 2)
+        assert min(line.get_ydata()) < k < max(line.get_ydata())
+        assert matplotlib.colors.to_hex(line.get_color()) == "#000000"
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(scores)
+    np.testing.assert_allclose(ax.get_yticks(), range(len(scores)))
+    assert ax.get_title() == "scores"
+    assert ax.yaxis_inverted(), "the first group on top"
+    fig2, own = plt.subplots()
+    assert discovery_plots.score_strips({"a": [0.1, 0.2]}, ax=own) is fig2 and len(own.collections) == 1
+
+
+def test_auroc_bars_draws_one_bar_group_per_detector_and_chance():
+    table = pd.DataFrame({"CSI-like": [60.0, 70.0, 55.0], "UniCon": [80.0, 90.0, 65.0]},
+                         index=["cat", "dog", "ship"])
+    fig = discovery_plots.auroc_bars(table, title="AUROC")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(ax.containers) == len(table.columns)
+    for container, column in zip(ax.containers, table.columns):
+        np.testing.assert_allclose([bar.get_height() for bar in container], table[column])
+        assert container.get_label() == column
+    centres = np.array([[bar.get_x() + bar.get_width() / 2 for bar in c] for c in ax.containers])
+    np.testing.assert_allclose(centres.mean(0), range(len(table)))  # each row's bars around its tick
+    assert (np.diff(centres, axis=0) > 0).all(), "the detectors side by side, in column order"
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(table.index)
+    chance = [line for line in ax.lines if line.get_label() == "chance"]
+    assert len(chance) == 1 and np.allclose(chance[0].get_ydata(), 50)
+    assert ax.get_ylim() == (0, 100) and ax.get_title() == "AUROC"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(legend) == {"CSI-like", "UniCon", "chance"}
