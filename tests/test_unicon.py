@@ -273,7 +273,7 @@ def test_unicon_layout_pairs_views_and_marks_inliers(aggregate):
     model = UniCon(ConvNet((4, 8)), projection_dim=6, temperature=0.3, aggregate=aggregate)
     z = torch.randn(12, 6, generator=torch.Generator().manual_seed(8))
     is_inlier, partner = _layout(3)
-    value = model._loss(z, 3).item()
+    value = model._loss(z, 3, None).item()
     if aggregate:
         assert value == pytest.approx(unilateral_loop(z, is_inlier, partner, 0.3), rel=1e-5)
     else:
@@ -361,3 +361,30 @@ def test_integer_inlier_mask_and_backbone_without_widths_are_clear_errors():
 
     with pytest.raises(ValueError, match="ConvNet"):
         UniCon(ResNet18(), shallow_block=1)
+
+
+def test_the_shallow_head_stops_at_its_block_and_is_not_reweighted():
+    """Weak views never reach the deeper blocks (their batch norms see only strong views), and the re-weighting
+    applies at the deepest level only, as in the paper."""
+    model = UniCon(ConvNet((4, 8, 8)), projection_dim=6, shallow_block=0, weight_temperature=0.5)
+    seen = []
+    model.backbone.blocks[1].register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    calls = []
+    original = model._loss
+    model._loss = lambda z, n, weight_temperature: calls.append(weight_temperature) or original(z, n, weight_temperature)
+    model.loss((_images(), torch.zeros(4)))
+    assert seen == [16]  # one pass of the 4 x 4 strong views through block 1, none of the weak ones
+    assert calls == [0.5, None]
+
+
+def test_a_custom_shift_makes_the_virtual_outliers():
+    flips = []
+
+    def upside_down(images):
+        flips.append(len(images))
+        return images.flip(-2)
+
+    model = UniCon(ConvNet((4, 8)), projection_dim=6, shift=upside_down)
+    loss, _ = model.loss((_images(), torch.zeros(4)))
+    assert torch.isfinite(loss) and flips == [4]
+    assert model.hparams["shift"].endswith("upside_down")

@@ -8,8 +8,8 @@ learning (SimCLR) spreads its training images uniformly over the sphere, which i
 want: the inliers should sit together, and everything else elsewhere. UniCon makes that the objective.
 
 **Virtual outliers.** A distribution-shifting transform of an inlier is no longer an inlier: here a rotation by
-90, 180 or 270 degrees (the world is upright). Each batch holds B inliers and their rotated copies, two views of
-each.
+90, 180 or 270 degrees (the world is upright; ``shift`` takes another transform). Each batch holds B inliers and
+their shifted copies, two views of each.
 
 **Unilateral aggregation.** With z the normalised projections and s(a, b) = z_a . z_b / tau,
 
@@ -26,8 +26,9 @@ other inliers (detached), and P(i) is averaged with those weights. (The paper's 
 log; we read them as weights of the average, which is what its normaliser suggests.)
 
 **Hierarchical augmentation.** Weak views aggregate at a shallow depth, strong views at the end: a second
-projection head on the pooled features of an earlier block gets the same loss on weakly augmented views. The paper
-uses three or four ResNet stages and four strengths; here, two.
+projection head on the pooled features of an earlier block gets the same loss on weakly augmented views (without the
+re-weighting, which the paper applies at the deepest stage only). The paper uses three or four ResNet stages and
+four strengths; here, two.
 
 The anomaly score of x is its similarity to the inliers: the largest cosine similarity between its embedding and the
 training inliers' (``knn_score``), or the cosine with their mean direction (``concentration_score``).
@@ -41,6 +42,13 @@ from torch import nn
 
 from ..nets import mlp, pooled
 from ..views import Views, rotate
+
+SHALLOW_GRID = 2  # the shallow head reads its block's features average-pooled to 2 x 2 cells
+
+
+def rotations(images: torch.Tensor) -> torch.Tensor:
+    """The default virtual outliers: each image rotated by 90, 180 or 270 degrees at random."""
+    return rotate(images, torch.randint(1, 4, (len(images),)))
 
 
 def unilateral_loss(z: torch.Tensor, is_inlier: torch.Tensor, partner: torch.Tensor, temperature: float = 0.5,
@@ -82,28 +90,30 @@ class UniCon(nn.Module):
     ``aggregate=False`` is the CSI-like baseline: every view (inlier or rotated) is its own instance, and the rotated
     copies are only extra negatives ("shifted instances"). ``weight_temperature`` turns on the soft re-weighting,
     ``shallow_block`` the hierarchical augmentation (a second head on that block, trained on ``weak_views``).
+    ``shift`` makes the virtual outliers from a batch of inliers (default: :func:`rotations`).
     """
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 64, temperature: float = 0.5,
                  views: Views | None = None, aggregate: bool = True, weight_temperature: float | None = None,
-                 shallow_block: int | None = None, weak_views: Views | None = None):
+                 shallow_block: int | None = None, weak_views: Views | None = None, shift=rotations):
         super().__init__()
         self.backbone = backbone
         self.projector = mlp(backbone.out_dim, 2 * backbone.out_dim, projection_dim)
         self.views = views or Views()
         self.temperature, self.aggregate, self.weight_temperature = temperature, aggregate, weight_temperature
-        self.shallow_block = shallow_block
+        self.shallow_block, self.shift = shallow_block, shift
         if shallow_block is not None:
-            if not hasattr(backbone, "widths"):
+            if not hasattr(backbone, "widths") or not hasattr(backbone, "blocks"):
                 raise ValueError("hierarchical augmentation (shallow_block) needs a ConvNet backbone, whose blocks' "
                                  "widths it reads; use shallow_block=None with other backbones")
             width = backbone.widths[shallow_block]
-            self.shallow_projector = mlp(4 * width, 2 * width, projection_dim)  # on 2 x 2 pooled features
+            self.shallow_projector = mlp(width * SHALLOW_GRID ** 2, 2 * width, projection_dim)
             self.weak_views = weak_views or Views(crop_scale=(0.6, 1.0), jitter=0.5, jitter_strength=0.3, gray=0.0)
         self.hparams = {"projection_dim": projection_dim, "temperature": temperature, "views": repr(self.views),
                         "aggregate": aggregate, "weight_temperature": weight_temperature,
                         "shallow_block": shallow_block,
-                        "weak_views": repr(self.weak_views) if shallow_block is not None else None}
+                        "weak_views": repr(self.weak_views) if shallow_block is not None else None,
+                        "shift": getattr(shift, "__qualname__", repr(shift))}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The representation f(x)."""
@@ -113,27 +123,27 @@ class UniCon(nn.Module):
         """z = g(f(x)), normalised: the space the loss aggregates inliers in."""
         return F.normalize(self.projector(self.backbone(x)), dim=1)
 
-    def _loss(self, z: torch.Tensor, n: int) -> torch.Tensor:
-        """The loss of 4n views ordered [inliers, rotated | inliers, rotated] (two views each)."""
+    def _loss(self, z: torch.Tensor, n: int, weight_temperature: float | None) -> torch.Tensor:
+        """The loss of 4n views ordered [inliers, shifted | inliers, shifted] (two views each)."""
         half = 2 * n
         partner = torch.cat([torch.arange(half, 2 * half), torch.arange(0, half)]).to(z.device)
         is_inlier = torch.cat([torch.ones(n), torch.zeros(n)]).bool().repeat(2).to(z.device)
         if not self.aggregate:
             is_inlier = torch.zeros_like(is_inlier)
-        return unilateral_loss(z, is_inlier, partner, self.temperature, self.weight_temperature)
+        return unilateral_loss(z, is_inlier, partner, self.temperature, weight_temperature)
 
     def loss(self, batch):
         images, _ = batch  # inliers only; no labels
         n = len(images)
-        shifted = rotate(images, torch.randint(1, 4, (n,)))  # virtual outliers
-        both = torch.cat([images, shifted])
+        both = torch.cat([images, self.shift(images)])  # inliers, then their virtual outliers
         z = self.projector(self.backbone(torch.cat([self.views(both), self.views(both)])))
-        loss = self._loss(z, n)
+        loss = self._loss(z, n, self.weight_temperature)
         logs = {"strong": loss.detach()}
         if self.shallow_block is not None:
-            weak = torch.cat([self.weak_views(both), self.weak_views(both)])
-            shallow = pooled(self.backbone.features(weak)[self.shallow_block])
-            loss_weak = self._loss(self.shallow_projector(shallow), n)
+            x = torch.cat([self.weak_views(both), self.weak_views(both)])
+            for block in self.backbone.blocks[:self.shallow_block + 1]:  # no deeper: their batch norms never see weak views
+                x = block(x)
+            loss_weak = self._loss(self.shallow_projector(pooled(x, SHALLOW_GRID)), n, None)
             logs["weak"] = loss_weak.detach()
             loss = (loss + loss_weak) / 2
         return loss, logs
