@@ -20,8 +20,8 @@ it gains 1 by doing so. If x is already misclassified, it gains 1 for free. So
 and with the pseudo-label, rho = |theta . x'| / ||theta||. Without robustness (gamma' -> infinity) the unlabelled
 term is 0 for every theta: a classifier always agrees with its own pseudo-labels, so self-training with the 0-1
 loss learns nothing. The robust version penalises boundaries that pass close to many unlabelled points. That is
-the cluster assumption, made into a loss. (The official synthetic code uses the same clipped ramp, without the
-1/||theta||, which its weight decay stands in for.)
+the cluster assumption, made into a loss. (The official synthetic code uses the same clipped ramp on theta . x
+without dividing by ||theta||, with weight decay on theta; here the loss depends on theta's direction only.)
 
 Departures from the official code, said in the notebook: theta starts at the labelled mean (1/m) sum y_i x_i
 instead of 20 random restarts, and lambda, gamma, gamma' are fixed instead of searched on the test set.
