@@ -19,3 +19,12 @@ def cfg():
     """The smoke preset, shrunk further so that unit tests train in a fraction of a second."""
     return setup("smoke", seed=0, device="cpu", verbose=False).with_(n_train=64, n_test=32, steps=3, batch_size=8,
                                                                      widths=(4, 8, 8, 8))
+
+
+@pytest.fixture
+def one_thread():
+    """For files of tiny problems: one thread is many times faster than several fighting over a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,14 +13,7 @@ from ssl_tutorial.methods.simclr import info_nce
 from ssl_tutorial.methods.unicon import UniCon, concentration_score, knn_score, unilateral_loss
 from ssl_tutorial.nets import ConvNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The problems here are tiny: one thread is many times faster than several fighting over a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny problems: one thread beats two fighting
 
 
 def _layout(n):
