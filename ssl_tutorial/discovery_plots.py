@@ -218,3 +218,43 @@ def auroc_bars(table, title: str = "", ax=None):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.figure.tight_layout()
     return ax.figure
+
+
+NOISE_COLOURS = {"clean": "tab:green", "ID-noisy": "tab:orange", "OOD": "tab:red"}
+
+
+def group_histograms(values, groups: dict, xlabel: str, title: str = "", threshold: float | None = None,
+                     ax=None):
+    """Overlaid histograms of one per-sample value (a loss, a signed distance) for each group of training samples
+    (``groups`` maps a name, e.g. clean, ID-noisy, OOD, to a boolean mask); an optional vertical threshold."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3))
+    values = np.asarray(values, dtype=float)
+    bins = np.linspace(values.min(), values.max(), 40)
+    for k, (name, mask) in enumerate(groups.items()):
+        ax.hist(values[np.asarray(mask)], bins=bins, alpha=0.55, density=True, label=name,
+                color=NOISE_COLOURS.get(name, f"C{k}"))
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", lw=1)
+    ax.set(xlabel=xlabel, ylabel="density", title=title)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def flag_composition(table, title: str = ""):
+    """One panel per method: the share (%) of each group flagged noisy at every epoch (rows of ``table`` are
+    method, epoch, group; its column ``flagged`` is in %). A detector flags OOD and ID-noisy samples and keeps
+    the clean ones."""
+    methods = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 2.8), sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        rows = table[table["method"] == method]
+        for k, (group, part) in enumerate(rows.groupby("group", sort=False)):
+            ax.plot(part["epoch"], part["flagged"], marker="o", ms=3, label=group, color=NOISE_COLOURS.get(group, f"C{k}"))
+        ax.set(title=method, xlabel="epoch", ylim=(-3, 103))
+    axes[0, 0].set_ylabel("flagged noisy (%)")
+    axes[0, -1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

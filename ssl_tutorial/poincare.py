@@ -81,3 +81,14 @@ def tangent_mean(points: torch.Tensor, c: float = 1.0, dim: int = 0) -> torch.Te
     the Fréchet mean, exact for points on one geodesic through the origin (where log_0 is proportional to arc
     length)."""
     return expmap0(logmap0(points, c).mean(dim), c)
+
+
+def einstein_midpoint(points: torch.Tensor, c: float = 1.0, dim: int = 0) -> torch.Tensor:
+    """The Einstein midpoint, Hyp-OW's centroid: map the points to the Klein model, k = 2 p / (1 + c ||p||^2),
+    average them weighted by their Lorentz factors gamma = 1 / sqrt(1 - c ||k||^2), and map back,
+    p = k / (1 + sqrt(1 - c ||k||^2)). Points far from the origin weigh more, as they do in the hyperbolic mean."""
+    c = _check(c)
+    klein = 2 * points / (1 + c * (points * points).sum(-1, keepdim=True))
+    gamma = 1 / (1 - c * (klein * klein).sum(-1, keepdim=True)).clamp_min(MIN_NORM).sqrt()
+    mid = (gamma * klein).sum(dim) / gamma.sum(dim)
+    return project(mid / (1 + (1 - c * (mid * mid).sum(-1, keepdim=True)).clamp_min(0).sqrt()), c)

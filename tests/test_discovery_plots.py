@@ -193,3 +193,80 @@ def test_auroc_bars_draws_one_bar_group_per_detector_and_chance():
     assert ax.get_ylim() == (0, 100) and ax.get_title() == "AUROC"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert set(legend) == {"CSI-like", "UniCon", "chance"}
+
+
+def test_group_histograms_overlays_one_density_per_group_on_shared_bins():
+    rng = np.random.default_rng(0)
+    values = np.r_[rng.gamma(2.0, 0.1, 60), 2 + rng.standard_normal(20), 3 + rng.standard_normal(10)]
+    groups = {"clean": np.arange(90) < 60, "ID-noisy": (60 <= np.arange(90)) & (np.arange(90) < 80),
+              "other": np.arange(90) >= 80}
+    fig = discovery_plots.group_histograms(values, groups, "loss", title="small loss", threshold=0.5)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(ax.containers) == len(groups)
+    edges = None
+    for container, (name, mask) in zip(ax.containers, groups.items()):
+        assert container.patches[0].get_label() == name  # hist labels its first bar, for the legend
+        lefts = np.array([bar.get_x() for bar in container])
+        widths = np.array([bar.get_width() for bar in container])
+        heights = np.array([bar.get_height() for bar in container])
+        assert len(container) == 39  # 40 edges from the smallest to the largest value, for every group
+        np.testing.assert_allclose([lefts[0], lefts[-1] + widths[-1]], [values.min(), values.max()])
+        edges = lefts if edges is None else edges
+        np.testing.assert_allclose(lefts, edges)
+        np.testing.assert_allclose((heights * widths).sum(), 1)  # a density: groups of any size compare
+        counts, _ = np.histogram(values[mask], bins=np.linspace(values.min(), values.max(), 40))
+        np.testing.assert_allclose(heights, counts / counts.sum() / widths)
+    colours = [matplotlib.colors.to_hex(c[0].get_facecolor(), keep_alpha=False) for c in ax.containers]
+    assert colours == [matplotlib.colors.to_hex(c) for c in ("tab:green", "tab:orange", "C2")]
+    (line,) = ax.lines
+    np.testing.assert_allclose(line.get_xdata(), [0.5, 0.5])
+    assert line.get_linestyle() == "--"
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("loss", "density", "small loss")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(groups)
+
+
+def test_group_histograms_draws_no_threshold_unless_given_and_on_a_given_axes():
+    values = np.linspace(-1, 1, 30)
+    fig, ax = plt.subplots()
+    masks = {"clean": values < 0, "OOD": values >= 0}
+    assert discovery_plots.group_histograms(values, masks, "distance", ax=ax) is fig
+    assert len(ax.containers) == 2 and not ax.lines
+    assert matplotlib.colors.to_hex(ax.containers[1][0].get_facecolor(), keep_alpha=False) == \
+        matplotlib.colors.to_hex("tab:red")
+
+
+def test_flag_composition_draws_one_panel_per_method_and_one_line_per_group():
+    rows = []
+    for m, method in enumerate(["small loss", "LSA (alternating)"]):
+        for epoch in (2, 3, 4):
+            for g, group in enumerate(["OOD", "clean", "ID-noisy"]):
+                rows.append({"method": method, "epoch": epoch, "group": group, "flagged": 10.0 * m + epoch + 20 * g})
+    table = pd.DataFrame(rows)
+    fig = discovery_plots.flag_composition(table, title="flags")
+    assert isinstance(fig, Figure)
+    assert [ax.get_title() for ax in fig.axes] == ["small loss", "LSA (alternating)"]  # in order of appearance
+    for ax, method in zip(fig.axes, ["small loss", "LSA (alternating)"]):
+        assert [line.get_label() for line in ax.lines] == ["OOD", "clean", "ID-noisy"]  # not sorted
+        for line, group in zip(ax.lines, ["OOD", "clean", "ID-noisy"]):
+            part = table[(table["method"] == method) & (table["group"] == group)]
+            np.testing.assert_array_equal(line.get_xdata(), part["epoch"])
+            np.testing.assert_allclose(line.get_ydata(), part["flagged"])
+        colours = [matplotlib.colors.to_hex(line.get_color()) for line in ax.lines]
+        assert colours == [matplotlib.colors.to_hex(c) for c in ("tab:red", "tab:green", "tab:orange")]
+        assert ax.get_xlabel() == "epoch" and ax.get_ylim() == (-3, 103)
+    first, last = fig.axes
+    assert first.get_ylabel() == "flagged noisy (%)" and last.get_ylabel() == ""
+    assert first.get_legend() is None
+    assert [t.get_text() for t in last.get_legend().get_texts()] == ["OOD", "clean", "ID-noisy"]
+    assert fig._suptitle.get_text() == "flags"
+
+
+def test_flag_composition_with_one_method_has_one_panel():
+    table = pd.DataFrame({"method": ["small loss"] * 2, "epoch": [1, 2], "group": ["noise"] * 2,
+                          "flagged": [40.0, 60.0]})
+    fig = discovery_plots.flag_composition(table)
+    (ax,) = fig.axes
+    (line,) = ax.lines
+    assert matplotlib.colors.to_hex(line.get_color()) == matplotlib.colors.to_hex("C0")
+    assert ax.get_legend() is not None

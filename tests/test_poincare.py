@@ -133,3 +133,90 @@ def test_non_positive_curvature_is_an_error():
                lambda: poincare.mobius_add(x, x, c=0.0), lambda: poincare.project(x, c=0)):
         with pytest.raises(ValueError, match="curvature"):
             fn()
+
+
+def test_einstein_midpoint_of_one_point_is_that_point():
+    x = _points(6, seed=16, max_radius=0.99)
+    for i in range(len(x)):
+        torch.testing.assert_close(poincare.einstein_midpoint(x[i:i + 1]), x[i])
+
+
+def test_einstein_midpoint_of_a_point_and_its_negation_is_the_origin():
+    x = _points(5, seed=17)
+    for i in range(len(x)):
+        mid = poincare.einstein_midpoint(torch.stack([x[i], -x[i]]))
+        torch.testing.assert_close(mid, torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("c", [1.0, 0.4])
+def test_einstein_midpoint_on_a_geodesic_through_the_origin_stays_on_it(c):
+    u = torch.tensor([0.6, 0.0, -0.8], dtype=torch.float64)
+    t = torch.tensor([-0.7, 0.1, 0.5, 0.95], dtype=torch.float64) / math.sqrt(c)
+    mid = poincare.einstein_midpoint(t[:, None] * u, c)
+    along = mid @ u
+    torch.testing.assert_close(mid, along * u, atol=1e-12, rtol=0)  # no component off the line
+    assert 0 < along < t.max()  # pulled towards the far point at 0.95, which weighs most
+
+
+@pytest.mark.parametrize("c", [1.0, 0.3, 2.5])
+def test_einstein_midpoint_of_two_points_is_their_geodesic_midpoint(c):
+    """For two points the Einstein midpoint is the hyperbolic midpoint: half the distance from each."""
+    x, y = _points(20, c=c, seed=18), _points(20, c=c, seed=19)
+    mid = poincare.einstein_midpoint(torch.stack([x, y]), c)
+    half = poincare.distance(x, y, c) / 2
+    torch.testing.assert_close(poincare.distance(x, mid, c), half)
+    torch.testing.assert_close(poincare.distance(mid, y, c), half)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_einstein_midpoint_is_inside_the_ball(dtype):
+    for c in (1.0, 0.1, 4.0):
+        g = torch.Generator().manual_seed(20)
+        # all near the boundary and nearly in one direction: the midpoint is near the boundary too
+        direction = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) + 1e-3 * torch.randn(8, 3, generator=g,
+                                                                                             dtype=torch.float64)
+        points = poincare.project(direction / direction.norm(dim=-1, keepdim=True) / math.sqrt(c), c).to(dtype)
+        for batch in (points, _points(50, c=c, seed=21, max_radius=0.9999).to(dtype)):
+            mid = poincare.einstein_midpoint(batch, c)
+            assert mid.dtype == dtype and torch.isfinite(mid).all()
+            assert c * (mid.double() ** 2).sum() < 1
+
+
+def test_einstein_midpoint_is_invariant_to_permuting_the_points():
+    x = _points(30, seed=22, max_radius=0.99)
+    perm = torch.randperm(30, generator=torch.Generator().manual_seed(23))
+    torch.testing.assert_close(poincare.einstein_midpoint(x[perm]), poincare.einstein_midpoint(x))
+
+
+def test_einstein_midpoint_near_the_origin_is_the_euclidean_mean():
+    x = 1e-4 * _points(40, seed=24)
+    torch.testing.assert_close(poincare.einstein_midpoint(x), x.mean(0), rtol=1e-6, atol=0)
+    far = _points(40, seed=24)  # away from the origin the two differ
+    assert (poincare.einstein_midpoint(far) - far.mean(0)).norm() > 1e-3
+
+
+def test_einstein_midpoint_scales_with_the_curvature():
+    """The ball of curvature -c is the unit ball scaled by 1 / sqrt(c), and so are its midpoints."""
+    q = _points(10, seed=25, max_radius=0.99)
+    for c in (0.2, 3.0):
+        torch.testing.assert_close(poincare.einstein_midpoint(q / math.sqrt(c), c),
+                                   poincare.einstein_midpoint(q) / math.sqrt(c))
+
+
+def test_einstein_midpoint_rejects_non_positive_curvature():
+    x = _points(3)
+    for c in (0.0, -1.0):
+        with pytest.raises(ValueError, match="curvature"):
+            poincare.einstein_midpoint(x, c)
+
+
+def test_einstein_midpoint_dim_reduces_a_batch():
+    batch = _points(4 * 5, seed=26, max_radius=0.99).reshape(4, 5, 3)  # (k, n, d): k groups of n points
+    expected = torch.stack([poincare.einstein_midpoint(group) for group in batch])
+    for dim in (1, -2):
+        mid = poincare.einstein_midpoint(batch, dim=dim)
+        assert mid.shape == (4, 3)
+        torch.testing.assert_close(mid, expected)
+    across = poincare.einstein_midpoint(batch, dim=0)  # (n, d): the midpoint of the k points at each position
+    assert across.shape == (5, 3)
+    torch.testing.assert_close(across[2], poincare.einstein_midpoint(batch[:, 2]))
