@@ -181,15 +181,23 @@ class ShapesWorld:
                        class_names=list(SHAPES), factors=factors, name="shapes")
 
     def _render_chunk(self, f: pd.DataFrame, device: torch.device) -> torch.Tensor:
-        n, S = len(f), self.size
-        col = {k: torch.tensor(f[k].to_numpy(dtype=np.float32), device=device).view(n, 1, 1)
-               for k in ("hue", "saturation", "value", "scale", "rotation", "x", "y", "light_angle",
-                         "light_intensity", "texture_angle")}
-        seeds = torch.tensor(f["noise_seed"].to_numpy(dtype=np.int64), device=device)
-        strength = self.nuisance_strength
+        bg, grid = self._canvas(f, device)
+        img, _ = self._paint(bg, f, grid, device)
+        return self._finish(img, f, device)
+
+    def _grid(self, device: torch.device):
+        """The pixel centres in world units (the canvas spans [-1, 1], y up) and one pixel's width."""
+        S = self.size
         pw = 2.0 / S  # one pixel in world units (the canvas spans [-1, 1])
         t = (torch.arange(S, device=device, dtype=torch.float32) + 0.5) * pw - 1
-        X, Y = t.view(1, 1, S), -t.view(1, S, 1)  # y points up
+        return t.view(1, 1, S), -t.view(1, S, 1), pw  # y points up
+
+    def _canvas(self, f: pd.DataFrame, device: torch.device):
+        """The background of each row (its domain, ground band and clutter): (n, 3, S, S), and the pixel grid."""
+        n, S = len(f), self.size
+        seeds = torch.tensor(f["noise_seed"].to_numpy(dtype=np.int64), device=device)
+        strength = self.nuisance_strength
+        X, Y, pw = grid = self._grid(device)
 
         # background by domain ------------------------------------------------------------
         domain = torch.tensor(f["domain"].to_numpy(dtype=np.int64), device=device)
@@ -236,6 +244,18 @@ class ShapesWorld:
             a = ((r - torch.sqrt((X - cx) ** 2 + (Y - cy) ** 2)) / pw + 0.5).clamp(0, 1) * on * min(strength, 1.0)
             c = _hsv(_hash_uniform(seeds, 50 + j).view(n, 1, 1) * 360, torch.full_like(cx, 0.7), torch.full_like(cx, 0.8))
             bg = torch.lerp(bg, c.expand(n, 3, S, S), a.unsqueeze(1))
+        return bg, grid
+
+    def _paint(self, bg: torch.Tensor, f: pd.DataFrame, grid, device: torch.device):
+        """Draw each row's object (with its shadow) over ``bg``: the new canvas, and the coverage (n, S, S) in
+        [0, 1] of the object's silhouette (filled, even where only its outline is drawn). Rows carry the object's
+        factors and the canvas's ``domain`` (which styles it)."""
+        n, S = len(f), self.size
+        X, Y, pw = grid
+        col = {k: torch.tensor(f[k].to_numpy(dtype=np.float32), device=device).view(n, 1, 1)
+               for k in ("hue", "saturation", "value", "scale", "rotation", "x", "y", "light_angle",
+                         "light_intensity", "texture_angle")}
+        domain = torch.tensor(f["domain"].to_numpy(dtype=np.int64), device=device)
 
         # the object's frame: world -> object coordinates (radius 1) ---------------------------
         s, theta = col["scale"], col["rotation"] * (math.pi / 180)
@@ -249,7 +269,7 @@ class ShapesWorld:
             if m.any():
                 dist[m] = _SDF[SHAPES[k]](u[m], v[m])
         dist = dist * s  # back to world units
-        alpha = (0.5 - dist / pw).clamp(0, 1)
+        alpha = silhouette = (0.5 - dist / pw).clamp(0, 1)
 
         # light: shadow on the far side, shading across the object ---------------------------
         la = col["light_angle"] * (math.pi / 180)
@@ -294,8 +314,12 @@ class ShapesWorld:
         edge = (0.5 - ((dist.abs() - 0.5 * pw) / pw)).clamp(0, 1).unsqueeze(1)
         obj = torch.where(is_cartoon, obj * (1 - edge), obj)
 
-        img = torch.lerp(bg, obj, alpha.unsqueeze(1))
-        is_night = (domain == DOMAINS.index("night")).view(n, 1, 1, 1)
+        return torch.lerp(bg, obj, alpha.unsqueeze(1)), silhouette
+
+    def _finish(self, img: torch.Tensor, f: pd.DataFrame, device: torch.device) -> torch.Tensor:
+        """The night domain darkens the whole picture, objects included; every pixel is clamped to [0, 1]."""
+        domain = torch.tensor(f["domain"].to_numpy(dtype=np.int64), device=device)
+        is_night = (domain == DOMAINS.index("night")).view(len(f), 1, 1, 1)
         img = torch.where(is_night, 0.08 + 0.45 * img, img)
         return img.clamp(0, 1)
 
