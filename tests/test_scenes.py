@@ -188,3 +188,32 @@ def test_no_scenes():
     assert len(batch.scenes) == 0 and len(batch.objects) == 0
     assert {"x0", "y0", "x1", "y1", "visible"} <= set(batch.objects.columns)
     assert crop_objects(batch, size=8).shape == (0, 3, 8, 8)
+
+
+def test_tags_are_a_permutation_per_scene_and_drawn_only_when_asked():
+    plain, tagged = Scenes(WORLD), Scenes(WORLD, tags=True)
+    a, b = plain.sample(12, seed=5), tagged.sample(12, seed=5)
+    for _, group in b.objects.groupby("scene"):
+        assert sorted(group["tag"]) == list(range(1, len(group) + 1))
+    # the same layout, masks and tables; only the pixels under the marks change
+    assert a.objects.equals(b.objects) and torch.equal(a.instance, b.instance)
+    changed = (a.images != b.images).any(1)
+    assert changed.any() and changed.float().mean() < 0.25
+
+
+def test_draw_tags_writes_the_digit_at_the_box_corner():
+    from ssl_tutorial.data.scenes import DIGITS, draw_tags
+
+    images = torch.full((1, 3, 20, 20), 0.5)
+    objects = pd.DataFrame({"scene": [0], "tag": [7], "x0": [6], "y0": [8], "x1": [12], "y1": [14]})
+    out = draw_tags(images, objects)
+    patch = out[0, 0, 6:13, 4:9]  # the 7 x 5 square starts 2 pixels above and left of the box corner
+    assert torch.equal(patch[1:6, 1:4] < 0.5, torch.tensor(DIGITS[7]))
+    assert (patch[0] > 0.9).all() and torch.equal(out[0, :, :6], images[0, :, :6])
+    with pytest.raises(ValueError, match="single digits"):
+        draw_tags(images, objects.assign(tag=12))
+
+
+def test_tags_need_room():
+    with pytest.raises(ValueError, match="16 pixels"):
+        Scenes(ShapesWorld(size=12, scale=(0.22, 0.38)), tags=True)

@@ -18,7 +18,10 @@ Rendering is batched over scenes: one pass per depth layer, each pass a call of 
 painter on the scenes that have an object at that depth. A scene of one object with the same factors renders the
 same picture as the single-object world.
 
-Numeric tags drawn next to objects (for Set-of-Mark prompting, chapter 6) are not there yet.
+With ``tags=True``, every visible object also gets a numeric mark at the top-left corner of its box, a dark
+digit on a light square (Set-of-Mark prompting, chapter 6). The numbers 1..k are a random permutation within each
+scene (the ``tag`` column), so a mark tells nothing about depth or position. Marks are drawn over the picture and
+are not part of the masks.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ import pandas as pd
 import torch
 
 from .shapes import ShapesWorld
+
+# a 3 x 5 pixel font of the digits 0-9, rows top to bottom
+DIGITS = np.array([[int(c) for c in row] for glyph in (
+    "111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111", "111 001 111 001 111",
+    "101 101 111 001 001", "111 100 111 001 111", "111 100 111 101 111", "111 001 010 010 010",
+    "111 101 111 101 111", "111 101 111 001 111") for row in glyph.split()], dtype=bool).reshape(10, 5, 3)
 
 SCENE_COLUMNS = ("domain", "domain_name", "noise_seed", "n_clutter", "ground", "light_angle", "light_intensity")
 
@@ -64,11 +73,14 @@ class Scenes:
     world: ShapesWorld = field(default_factory=_default_world)
     objects: tuple[int, int] = (1, 5)
     gap: float = 0.8
+    tags: bool = False
 
     def __post_init__(self):
         low, high = self.objects
         if not 1 <= low <= high <= 8:
             raise ValueError(f"objects must be a range 1 <= low <= high <= 8, got {self.objects}")
+        if self.tags and self.world.size < 16:
+            raise ValueError(f"numeric tags need canvases of at least 16 pixels, got {self.world.size}")
         if not self.gap >= 0:
             raise ValueError(f"gap must be >= 0, got {self.gap}")
         if self.world.scale[1] > 0.6:
@@ -91,6 +103,7 @@ class Scenes:
             objects[column] = scenes[column].to_numpy()[objects["scene"]]
         x, y = self._place(objects, rng)
         objects["x"], objects["y"] = x, y
+        objects["tag"] = np.concatenate([rng.permutation(k) + 1 for k in counts]) if n else np.zeros(0, int)
         return scenes, objects.reset_index(drop=True)
 
     def _place(self, objects: pd.DataFrame, rng: np.random.Generator, tries: int = 24):
@@ -152,6 +165,10 @@ class Scenes:
         objects[["x0", "y0", "x1", "y1"]] = _boxes(visible).cpu().numpy()
         area = covered.flatten(1).sum(1).clamp_min(1)
         objects["visible"] = (visible.flatten(1).sum(1) / area).cpu().numpy()
+        if self.tags:
+            if "tag" not in objects:
+                raise ValueError("tags=True needs the layout's 'tag' column; make it with Scenes.sample_layout()")
+            images = draw_tags(images, objects)
         return SceneBatch(images, instance, semantic, scenes.reset_index(drop=True), objects)
 
     def sample(self, n: int, seed: int = 0, device: str | torch.device = "cpu") -> SceneBatch:
@@ -174,6 +191,30 @@ def _boxes(masks: torch.Tensor) -> torch.Tensor:
     x0, x1 = span(cols)
     box = torch.stack([x0, y0, x1, y1], 1)
     return torch.where(masks.flatten(1).any(1, keepdim=True), box, torch.full_like(box, -1))
+
+
+def draw_tags(images: torch.Tensor, objects: pd.DataFrame) -> torch.Tensor:
+    """A copy of ``images`` with each visible object's ``tag`` (1-9) drawn at the top-left corner of its box: a
+    dark 3 x 5 digit on a light 5 x 7 square, moved inside the canvas where the corner is too close to an edge."""
+    shown = objects[(objects["x0"] >= 0)]
+    if (shown["tag"] > 9).any() or (shown["tag"] < 0).any():
+        raise ValueError("tags are single digits 0-9")
+    out = images.clone()
+    if len(shown) == 0:
+        return out
+    S = images.shape[-1]
+    device = images.device
+    top = torch.tensor(np.clip(shown["y0"].to_numpy() - 2, 0, S - 7), device=device)
+    left = torch.tensor(np.clip(shown["x0"].to_numpy() - 2, 0, S - 5), device=device)
+    patch = torch.zeros(len(shown), 7, 5, dtype=torch.bool, device=device)  # True: a dark pixel of the digit
+    patch[:, 1:6, 1:4] = torch.tensor(DIGITS[shown["tag"].to_numpy()], device=device)
+    dy, dx = torch.meshgrid(torch.arange(7, device=device), torch.arange(5, device=device), indexing="ij")
+    scene = torch.tensor(shown["scene"].to_numpy(), device=device).view(-1, 1, 1).expand(-1, 7, 5)
+    rows, cols = top.view(-1, 1, 1) + dy, left.view(-1, 1, 1) + dx
+    value = torch.where(patch, 0.05, 0.97).to(images.dtype)  # (m, 7, 5)
+    for channel in range(images.shape[1]):
+        out[scene, channel, rows, cols] = value
+    return out
 
 
 def crop_objects(batch: SceneBatch, size: int = 16, margin: float = 0.1) -> torch.Tensor:
