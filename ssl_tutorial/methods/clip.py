@@ -1,0 +1,136 @@
+"""Mini-CLIP: contrastive language-image pretraining at the scale of the shapes world (groundwork).
+
+Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021. The shared
+model (curriculum artifact ``A2``) of chapters 5-7; no notebook trains it yet, and it is not cached as an artifact
+yet.
+
+A batch holds N images and their N captions. An image encoder and a text encoder each end in a linear projection
+to a shared space; after L2 normalisation, I (N, d) and T (N, d) are compared all against all:
+
+    logits = s * I T^T,  s = exp(t)  (t: a learned log temperature, clamped so that s <= 100, as in CLIP)
+
+    L = ( CE(logits, diag) + CE(logits^T, diag) ) / 2
+
+Each image must pick its own caption among the N captions of the batch (the rows), and each caption its own image
+(the columns): InfoNCE in both directions, with the other pairs of the batch as negatives.
+
+The encoders keep their tokens, which later notebooks need (FILIP's late interaction, grounding):
+* ``ImageEncoder``: the chapter's ConvNet; its last feature map, one token per cell (patch tokens), and their
+  mean as the global feature;
+* ``TextEncoder``: word embeddings plus learned positions, a small Transformer with a causal mask (as CLIP), the
+  word tokens, and the feature of the ``<eos>`` token as the sentence feature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nets import ConvNet
+
+MAX_LOGIT_SCALE = 100.0
+EOS = 3  # the Vocabulary's <eos> id (data/captions.py)
+
+
+def clip_loss(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor,
+              logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """The symmetric cross-entropy of matching rows: (N, d) image and text embeddings (normalised here) and the
+    scale s = exp(t) > 0."""
+    if image_embeddings.ndim != 2 or image_embeddings.shape != text_embeddings.shape:
+        raise ValueError(f"image and text embeddings must both be (N, d), got {tuple(image_embeddings.shape)} and "
+                         f"{tuple(text_embeddings.shape)}")
+    if len(image_embeddings) < 2:
+        raise ValueError("a batch needs at least 2 image-text pairs: the other pairs are the negatives")
+    scale = torch.as_tensor(logit_scale, dtype=image_embeddings.dtype, device=image_embeddings.device)
+    if not bool(scale > 0):
+        raise ValueError(f"logit_scale is s = exp(t) and must be > 0, got {float(scale)}")
+    image, text = F.normalize(image_embeddings, dim=1), F.normalize(text_embeddings, dim=1)
+    logits = scale * image @ text.T
+    target = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+class ImageEncoder(nn.Module):
+    """A ConvNet whose last feature map gives patch tokens (N, cells, width) and a global feature (N, width)."""
+
+    def __init__(self, widths=(16, 32, 64, 64)):
+        super().__init__()
+        self.backbone = ConvNet(widths)
+        self.out_dim = widths[-1]
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.backbone.features(images)[-1].flatten(2).transpose(1, 2)  # (N, h * w, C)
+        return tokens.mean(1), tokens
+
+
+class TextEncoder(nn.Module):
+    """Word embeddings + learned positions -> a causal Transformer; the <eos> token's feature is the sentence's."""
+
+    def __init__(self, vocab_size: int, width: int = 64, layers: int = 2, heads: int = 2, length: int = 16):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, width, padding_idx=0)
+        self.position = nn.Parameter(torch.zeros(length, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.out_dim, self.length = width, length
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if ids.ndim != 2 or ids.shape[1] > self.length:
+            raise ValueError(f"token ids must be (N, L) with L <= {self.length}, got {tuple(ids.shape)}")
+        L = ids.shape[1]
+        causal = torch.triu(torch.full((L, L), float("-inf"), device=ids.device), 1)
+        tokens = self.norm(self.transformer(self.embed(ids) + self.position[:L], mask=causal))
+        eos = (ids == EOS).int().argmax(1)  # the first <eos>; a row without one uses its first token
+        return tokens[torch.arange(len(ids), device=ids.device), eos], tokens
+
+
+class MiniCLIP(nn.Module):
+    """Two encoders, two projections into a shared ``dim``-space, and the learned log temperature t."""
+
+    def __init__(self, vocab_size: int, dim: int = 64, widths=(16, 32, 64, 64), text_width: int = 64,
+                 length: int = 16, temperature: float = 0.07):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.image_encoder = ImageEncoder(widths)
+        self.text_encoder = TextEncoder(vocab_size, text_width, length=length)
+        self.image_projection = nn.Linear(self.image_encoder.out_dim, dim, bias=False)
+        self.text_projection = nn.Linear(text_width, dim, bias=False)
+        self.initial_log_scale = math.log(1 / temperature)
+        self.log_scale = nn.Parameter(torch.tensor(self.initial_log_scale))
+        self.hparams = {"dim": dim, "widths": tuple(widths), "text_width": text_width, "length": length,
+                        "temperature": temperature}
+
+    def after_init(self) -> None:
+        """``fit`` re-initialises every layer; the log temperature is a bare parameter, so set it back here."""
+        with torch.no_grad():
+            self.log_scale.fill_(self.initial_log_scale)
+
+    def logit_scale(self) -> torch.Tensor:
+        """s = exp(t), clamped to at most 100 as in CLIP."""
+        return self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp()
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image embeddings (N, dim)."""
+        return F.normalize(self.image_projection(self.image_encoder(images)[0]), dim=1)
+
+    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
+        """Normalised text embeddings (N, dim)."""
+        return F.normalize(self.text_projection(self.text_encoder(ids)[0]), dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The image representation before the projection (what a probe reads)."""
+        return self.image_encoder(images)[0]
+
+    def loss(self, batch):
+        images, ids = batch  # the Dataset's "labels" are the captions' token ids (N, L)
+        image, text = self.encode_image(images), self.encode_text(ids)
+        scale = self.logit_scale()
+        loss = clip_loss(image, text, scale)
+        with torch.no_grad():
+            top1 = ((image @ text.T).argmax(1) == torch.arange(len(image), device=image.device)).float().mean()
+        return loss, {"logit_scale": scale.detach(), "top1": top1}
