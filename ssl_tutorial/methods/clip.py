@@ -78,6 +78,14 @@ class TextEncoder(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.out_dim, self.length = width, length
 
+    def reset_parameters(self) -> None:
+        """Called by ``nets.seeded_init`` (so by ``fit``), under the seed: the attention layers' own initialiser is
+        private (``_reset_parameters``), so seeded_init would miss them, and the positions start at 0."""
+        for module in self.modules():
+            if isinstance(module, nn.MultiheadAttention):
+                module._reset_parameters()
+        nn.init.zeros_(self.position)
+
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if ids.ndim != 2 or ids.shape[1] > self.length:
             raise ValueError(f"token ids must be (N, L) with L <= {self.length}, got {tuple(ids.shape)}")
