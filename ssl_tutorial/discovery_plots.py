@@ -225,7 +225,7 @@ NOISE_COLOURS = {"clean": "tab:green", "ID-noisy": "tab:orange", "OOD": "tab:red
 
 def group_histograms(values, groups: dict, xlabel: str, title: str = "", threshold: float | None = None,
                      ax=None):
-    """Overlaid histograms of one per-sample value (a loss, a signed distance) for each group of training samples
+    """Overlaid histograms of one per-sample value (a loss, a hyperplane score) for each group of training samples
     (``groups`` maps a name, e.g. clean, ID-noisy, OOD, to a boolean mask); an optional vertical threshold."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 3))

@@ -148,7 +148,7 @@ def descriptions(novel=(), seed: int = 0) -> dict[str, list[str]]:
         raise ValueError(f"unknown shapes {bad}; valid: {', '.join(SHAPES)}")
     out = {}
     for k, shape in enumerate(SHAPES):
-        name = made_up_name(k, seed) if shape in novel else _pick(_rng(seed, 200 + k), SHAPE_WORDS[shape][:1])
+        name = made_up_name(k, seed) if shape in novel else SHAPE_WORDS[shape][0]
         superclass = SUPERCLASS_PHRASES[SUPERCLASSES[k // 4]]
         out[name] = [articles(text) for text in (
             f"a {name} is {superclass}", APPEARANCE[shape].replace("it ", f"a {name} ", 1),

@@ -140,25 +140,19 @@ class Scenes:
         world, n, S = self.world, len(scenes), self.world.size
         canvas, grid = world._canvas(scenes, device)
         scene, depth = objects["scene"].to_numpy(), objects["depth"].to_numpy()
-        alphas = torch.zeros(len(objects), S, S, device=device)
-        for d in range(int(depth.max()) + 1 if len(objects) else 0):
-            rows = np.flatnonzero(depth == d)
-            index = torch.tensor(scene[rows], device=device)
-            painted, alpha = world._paint(canvas[index], objects.iloc[rows], grid, device)
-            canvas[index] = painted
-            alphas[torch.tensor(rows, device=device)] = alpha
-        images = world._finish(canvas, scenes, device)
-
-        covered = alphas > 0.5
+        shape = torch.tensor(objects["shape"].to_numpy(), device=device)
+        covered = torch.zeros(len(objects), S, S, dtype=torch.bool, device=device)
         instance = torch.full((n, S, S), -1, dtype=torch.long, device=device)
         semantic = torch.full((n, S, S), -1, dtype=torch.long, device=device)
-        shape = torch.tensor(objects["shape"].to_numpy(), device=device)
         for d in range(int(depth.max()) + 1 if len(objects) else 0):  # back to front: the front-most wins
             rows = torch.tensor(np.flatnonzero(depth == d), device=device)
-            index = torch.tensor(scene[np.flatnonzero(depth == d)], device=device)
-            mask = covered[rows]
-            instance[index] = torch.where(mask, torch.full_like(mask, d, dtype=torch.long), instance[index])
+            index = torch.tensor(scene[rows.cpu().numpy()], device=device)
+            painted, alpha = world._paint(canvas[index], objects.iloc[rows.cpu().numpy()], grid, device)
+            canvas[index] = painted
+            covered[rows] = mask = alpha > 0.5
+            instance[index] = torch.where(mask, d, instance[index])
             semantic[index] = torch.where(mask, shape[rows].view(-1, 1, 1), semantic[index])
+        images = world._finish(canvas, scenes, device)
 
         visible = instance[torch.tensor(scene, device=device)] == torch.tensor(depth, device=device).view(-1, 1, 1)
         objects = objects.copy()

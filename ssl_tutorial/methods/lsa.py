@@ -1,4 +1,4 @@
-"""Noise detectors for web-noisy labels: small loss, linear separation, and the PLS weights (groundwork).
+"""Training on web-noisy labels: the small-loss and linear-separation detectors, PLS weights, and LSA.
 
 Albert, Valmadre, Arazo, Krishna, O'Connor & McGuinness, "An accurate detection is not all you need to combat
 label noise in web-noisy datasets", ECCV 2024 (LSA). Taught in notebooks/04_discovery/03_web_noise.ipynb.
@@ -13,8 +13,8 @@ detectors:
 * **linear separation** (``linear_separation_noisy``): a logistic regression (no penalty, balanced classes) on the
   network's own L2-normalised, standardised features of an early layer, trained to reproduce the small-loss flags,
   then used to predict them. It finds the hyperplane that separates noisy from clean in feature space, which is
-  near-perfect for OOD images. But it misses clean samples that are easy to fit yet look unusual, which small loss
-  catches. Its decisions correlate weakly with small loss, so LSA **alternates** the two, one per epoch.
+  near-perfect for OOD images. The paper finds that it also throws away clean samples that small loss keeps, and
+  that its decisions correlate weakly with small loss's, so LSA **alternates** the two, one per epoch.
 
 Every flagged sample then gets a guessed label, the network's own prediction sharpened, p^gamma / sum p^gamma with
 gamma = 2 (``sharpen``), and a weight (``pls_weights``): a second 2-component mixture on the flagged samples'
@@ -172,7 +172,8 @@ def detect(detector: str, probabilities: np.ndarray, features: np.ndarray, label
 def relabel(probabilities: np.ndarray, labels, flags: np.ndarray, gamma: float = 2.0,
             seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The soft targets q (n, classes) and weights w (n,) of an epoch: one-hot given labels with weight 1, and for
-    the flagged samples the sharpened prediction with its PLS weight."""
+    the flagged samples the sharpened prediction with its PLS weight. A single flagged sample has no mixture to
+    weigh it, and gets weight 0 (the official code then leaves every weight at 1)."""
     labels = np.asarray(labels)
     targets = np.eye(probabilities.shape[1])[labels]
     weights = np.ones(len(labels))
@@ -204,7 +205,8 @@ def train_noisy(net: NoisyClassifier, images: torch.Tensor, labels, *, method: s
     generator = torch.Generator().manual_seed(seed)
     history = {"epoch": [], "detector": [], "flags": [], "evals": []}
     cycle = METHODS[method]
-    targets, weights = relabel(np.eye(net.head.out_features)[labels], labels, np.zeros(len(labels), bool))
+    targets = F.one_hot(torch.from_numpy(labels).long(), net.head.out_features).float()  # no detector yet
+    weights = torch.ones(len(labels))
     for epoch in tqdm(range(epochs), desc=method, disable=not progress, leave=False):
         detector, flags = None, None
         if cycle and epoch >= warmup:
