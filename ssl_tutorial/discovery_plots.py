@@ -258,3 +258,53 @@ def flag_composition(table, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def poincare_disk(points: dict, centroids: dict | None = None, title: str = "", ax=None):
+    """Points of the 2-D Poincaré disk (the unit circle is its boundary, at infinite distance): ``points`` maps a
+    group name to (n, 2) coordinates, or to (coordinates, colour labels) to colour the group by label (e.g. the
+    known proposals by superclass); ``centroids`` maps a name to (k, 2) coordinates drawn as large markers."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="black", lw=1))
+    markers = {"unknown": "x", "background": "."}
+    for k, (name, value) in enumerate(points.items()):
+        xy, labels = value if isinstance(value, tuple) else (value, None)
+        xy = np.asarray(xy)
+        if labels is None:
+            ax.scatter(xy[:, 0], xy[:, 1], s=10, marker=markers.get(name, "o"), alpha=0.6, label=name,
+                       color="black" if name == "unknown" else "0.6" if name == "background" else f"C{k}")
+        else:
+            labels = np.asarray(labels)
+            for j, lab in enumerate(dict.fromkeys(labels)):
+                sel = labels == lab
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.35, color=f"C{j}", label=f"{name}: {lab}")
+    for k, (name, xy) in enumerate((centroids or {}).items()):
+        xy = np.asarray(xy)
+        ax.scatter(xy[:, 0], xy[:, 1], s=120 if k else 60, marker="*" if k else "D", edgecolor="black",
+                   color="white" if k else "gold", zorder=5, label=name)
+    ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), aspect="equal", title=title, xticks=[], yticks=[])
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def relabel_view(scores, is_unknown, matched_scores, quantile: float, title: str = ""):
+    """The relabelling decision at one threshold: histograms of the unmatched proposals' distances to the nearest
+    known class centroid (true unknown objects and background) and the matched proposals' own, the threshold at
+    ``quantile`` of the matched ones, and the precision and recall of the proposals relabelled *unknown*."""
+    scores, is_unknown = np.asarray(scores, dtype=float), np.asarray(is_unknown, dtype=bool)
+    matched_scores = np.asarray(matched_scores, dtype=float)
+    threshold = float(np.quantile(matched_scores, quantile))
+    chosen = scores <= threshold
+    precision = 100 * is_unknown[chosen].mean() if chosen.any() else float("nan")
+    recall = 100 * chosen[is_unknown].mean()
+    values = np.concatenate([matched_scores, scores])
+    n = len(matched_scores)
+    groups = {"matched (known)": np.r_[np.ones(n, bool), np.zeros(len(scores), bool)],
+              "unmatched: unknown object": np.r_[np.zeros(n, bool), is_unknown],
+              "unmatched: background": np.r_[np.zeros(n, bool), ~is_unknown]}
+    fig = group_histograms(values, groups, "distance to the nearest known class centroid", threshold=threshold)
+    fig.axes[0].set_title(f"{title}quantile {quantile:.2f}: relabelled {chosen.mean():.0%} of the unmatched, "
+                          f"precision {precision:.0f} %, recall {recall:.0f} %", fontsize=9)
+    return fig

@@ -87,8 +87,25 @@ def einstein_midpoint(points: torch.Tensor, c: float = 1.0, dim: int = 0) -> tor
     """The Einstein midpoint, Hyp-OW's centroid: map the points to the Klein model, k = 2 p / (1 + c ||p||^2),
     average them weighted by their Lorentz factors gamma = 1 / sqrt(1 - c ||k||^2), and map back,
     p = k / (1 + sqrt(1 - c ||k||^2)). Points far from the origin weigh more, as they do in the hyperbolic mean."""
-    c = _check(c)
+    klein, gamma = _klein(points, _check(c))
+    return _from_klein((gamma * klein).sum(dim) / gamma.sum(dim), c)
+
+
+def einstein_midpoints(points: torch.Tensor, labels: torch.Tensor, n: int, c: float = 1.0) -> torch.Tensor:
+    """The Einstein midpoint of each label's points, all at once: points (m, d), labels (m,) in 0..n-1 -> (n, d).
+    A label without points gets the origin."""
+    klein, gamma = _klein(points, _check(c))
+    weighted = torch.zeros(n, points.shape[-1], dtype=points.dtype, device=points.device)
+    weighted = weighted.index_add(0, labels, gamma * klein)
+    total = torch.zeros(n, 1, dtype=points.dtype, device=points.device).index_add(0, labels, gamma)
+    return _from_klein(weighted / total.clamp_min(MIN_NORM), c)
+
+
+def _klein(points: torch.Tensor, c: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points of the ball in the Klein model, and their Lorentz factors."""
     klein = 2 * points / (1 + c * (points * points).sum(-1, keepdim=True))
-    gamma = 1 / (1 - c * (klein * klein).sum(-1, keepdim=True)).clamp_min(MIN_NORM).sqrt()
-    mid = (gamma * klein).sum(dim) / gamma.sum(dim)
+    return klein, 1 / (1 - c * (klein * klein).sum(-1, keepdim=True)).clamp_min(MIN_NORM).sqrt()
+
+
+def _from_klein(mid: torch.Tensor, c: float) -> torch.Tensor:
     return project(mid / (1 + (1 - c * (mid * mid).sum(-1, keepdim=True)).clamp_min(0).sqrt()), c)

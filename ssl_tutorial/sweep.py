@@ -79,8 +79,10 @@ def merge(old: dict | None, new: dict) -> dict:
         return new
     merged = dict(new)
     merged["seeds"] = sorted(set(old["seeds"]) | set(new["seeds"]))
-    for key in ("seconds", "errors"):
-        merged[key] = {**old.get(key, {}), **new.get(key, {})}
+    rerun = {str(seed) for seed in new["seeds"]}
+    merged["seconds"] = {**old.get("seconds", {}), **new.get("seconds", {})}
+    # an old error at a seed that the new sweep ran again is history, not a failure
+    merged["errors"] = {**{s: e for s, e in old.get("errors", {}).items() if s not in rerun}, **new.get("errors", {})}
     merged["claims"] = {n: {**c, "values": {**old["claims"][n]["values"], **c["values"]}}
                         for n, c in new["claims"].items()}
     merged["date"] = new["date"]

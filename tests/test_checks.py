@@ -84,6 +84,15 @@ def test_merge_adds_seeds_only_when_the_claims_are_the_same():
     assert sweep.merge(old, moved)["seeds"] == [2]
 
 
+def test_merge_forgets_an_old_error_at_a_seed_that_ran_again():
+    old = {"seeds": [1, 2], "threads": 2, "seconds": {"1": 3, "2": 1}, "errors": {"1": "old", "2": "kernel died"},
+           "claims": {"a": _claim({1: 4.0})}}
+    new = {"seeds": [2, 3], "threads": 2, "seconds": {"2": 3, "3": 3}, "errors": {"3": "new"},
+           "claims": {"a": _claim({2: 5.0})}, "date": "d"}
+    merged = sweep.merge(old, new)
+    assert merged["errors"] == {"1": "old", "3": "new"} and merged["seconds"] == {"1": 3, "2": 3, "3": 3}
+
+
 def test_render_and_update_readme(tmp_path):
     folder = tmp_path / "results"
     results.save({"scale": "smoke", "notebooks": {"01_rotnet": {

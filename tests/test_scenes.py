@@ -217,3 +217,31 @@ def test_draw_tags_writes_the_digit_at_the_box_corner():
 def test_tags_need_room():
     with pytest.raises(ValueError, match="16 pixels"):
         Scenes(ShapesWorld(size=12, scale=(0.22, 0.38)), tags=True)
+
+
+def test_background_boxes_hold_little_object_and_crops_match():
+    from ssl_tutorial.data.scenes import background_boxes, background_crops
+
+    batch = Scenes(WORLD, objects=(1, 3)).sample(40, seed=1)
+    boxes = background_boxes(batch, 60, sides=(6, 10), max_object=0.1, seed=2)
+    assert boxes.shape == (60, 5)
+    side = boxes[:, 3] - boxes[:, 1]
+    assert ((side >= 6) & (side <= 10)).all() and (side == boxes[:, 4] - boxes[:, 2]).all()
+    assert (boxes[:, 1:3] >= 0).all() and (boxes[:, 3:] <= 24).all()
+    for s, x0, y0, x1, y1 in boxes:
+        assert (batch.instance[s, y0:y1, x0:x1] >= 0).float().mean() <= 0.1 + 1e-9
+    assert np.array_equal(boxes, background_boxes(batch, 60, sides=(6, 10), max_object=0.1, seed=2))
+    crops = background_crops(batch, 60, size=8, sides=(6, 10), seed=2)
+    assert crops.shape == (60, 3, 8, 8)
+    # with max_object=0 no object pixel at all; fewer boxes may come back
+    for s, x0, y0, x1, y1 in background_boxes(batch, 30, sides=(6, 10), max_object=0.0, seed=3):
+        assert (batch.instance[s, y0:y1, x0:x1] < 0).all()
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_object=1.5), dict(sides=(0, 4)), dict(sides=(8, 4)),
+                                    dict(sides=(8, 40))])
+def test_background_boxes_bad_arguments(kwargs):
+    from ssl_tutorial.data.scenes import background_boxes
+
+    with pytest.raises(ValueError):
+        background_boxes(Scenes(WORLD).sample(2, seed=0), 4, **kwargs)

@@ -2,7 +2,8 @@
 
 The multi-object variant of the world (curriculum section 4.3, ``scenes``), built for the chapters that need more
 than one object per picture: proposal classification in the open world (chapter 4), grounding and captions with
-spatial relations (chapter 6), segmentation and detection (chapter 9). No notebook uses it yet.
+spatial relations (chapter 6), segmentation and detection (chapter 9). Chapter 4's ``06_hyp_ow`` uses it first:
+``crop_objects`` cuts out the objects and ``background_crops`` boxes of background, a detector's proposals.
 
 A scene is a background (one domain, its noise, clutter and ground band, exactly as in the single-object world)
 with 1-5 objects painted back to front. Every object keeps the world's factors (shape, colour, texture, scale,
@@ -222,3 +223,36 @@ def crop_objects(batch: SceneBatch, size: int = 16, margin: float = 0.1) -> torc
     boxes = torch.cat([boxes[:, :2] - grow, boxes[:, 2:] + grow], 1)
     rois = torch.cat([torch.tensor(objects["scene"].to_numpy(), dtype=torch.float32)[:, None], boxes], 1)
     return roi_align(batch.images, rois.to(batch.images), output_size=size, aligned=True)
+
+
+def background_boxes(batch: SceneBatch, n: int, sides: tuple[int, int] = (8, 13), max_object: float = 0.1,
+                     seed: int = 0) -> np.ndarray:
+    """Up to ``n`` square boxes of background in random scenes of ``batch``: rows (scene, x0, y0, x1, y1), end
+    exclusive. A box's side is drawn from ``sides`` (inclusive); a box is kept when at most ``max_object`` of its
+    pixels belong to an object (counted on the instance masks through an integral image). Twice ``n`` boxes are
+    drawn, so fewer than ``n`` come back only from crowded scenes."""
+    if not 0 <= max_object <= 1:
+        raise ValueError(f"max_object is a fraction of the box's pixels, in [0, 1], got {max_object}")
+    canvas = batch.images.shape[-1]
+    if not 1 <= sides[0] <= sides[1] <= canvas:
+        raise ValueError(f"sides must be (low, high) with 1 <= low <= high <= {canvas} (the canvas), got {sides}")
+    rng = np.random.default_rng(seed)
+    m = 2 * n
+    side = rng.integers(sides[0], sides[1] + 1, m)
+    x0, y0 = rng.integers(0, canvas - side + 1), rng.integers(0, canvas - side + 1)
+    scene = rng.integers(0, len(batch.images), m)
+    covered = torch.nn.functional.pad((batch.instance >= 0).double().cumsum(1).cumsum(2), (1, 0, 1, 0))
+    s, x, y, h = (torch.as_tensor(v) for v in (scene, x0, y0, side))
+    area = covered[s, y + h, x + h] - covered[s, y, x + h] - covered[s, y + h, x] + covered[s, y, x]
+    keep = (area / h.double() ** 2 <= max_object + 1e-9).numpy()
+    return np.stack([scene, x0, y0, x0 + side, y0 + side], 1)[keep][:n]
+
+
+def background_crops(batch: SceneBatch, n: int, size: int = 16, sides: tuple[int, int] = (8, 13),
+                     max_object: float = 0.1, seed: int = 0) -> torch.Tensor:
+    """The ``background_boxes`` cut out of their scenes and resized to ``size`` x ``size``: the "proposals" that
+    hold no object."""
+    from torchvision.ops import roi_align
+
+    boxes = torch.tensor(background_boxes(batch, n, sides, max_object, seed), dtype=torch.float32)
+    return roi_align(batch.images, boxes.reshape(-1, 5).to(batch.images), output_size=size, aligned=True)
