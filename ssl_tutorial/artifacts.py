@@ -1,5 +1,9 @@
 """Models that several notebooks share, trained once per scale and seed and cached by ``fit``.
 
+``mini_clip`` is the curriculum's artifact A2: the CLIP-like model of chapters 5-7, trained on single-object
+pictures of the shapes world and their template captions (``data/captions.py``). Every notebook that calls it
+with the same scale and seed loads what the first one trained.
+
 ``tiny_ddpm`` is the curriculum's artifact A3: the unconditional DDPM of chapter 5, used by
 notebooks/05_generative/02_diffusion_features.ipynb (its features) and 03_guidance.ipynb (guided
 sampling). Both notebooks call it with the same preset, so the second loads what the first trained; a
@@ -8,9 +12,13 @@ notebook run alone trains it within its budget.
 
 from __future__ import annotations
 
-from .data import load_dataset
+from .data import Dataset, load_dataset
+from .data.captions import Vocabulary, caption
+from .data.shapes import ShapesWorld
+from .methods.clip import MiniCLIP
 from .methods.diffusion import DDPM
-from .train import fit
+from .runtime import PRESETS
+from .train import History, fit
 
 # data, U-Net width and training of the tiny DDPM at each scale (batch 64)
 DDPM_PRESETS = {
@@ -36,3 +44,39 @@ def tiny_ddpm(cfg, train, preset: dict, progress: bool = True) -> DDPM:
     ddpm = DDPM(preset["channels"])
     fit(ddpm, train, cfg, steps=preset["steps"], batch_size=64, lr=preset["lr"], name="tiny-ddpm", progress=progress)
     return ddpm
+
+
+# images, encoders and training of mini-CLIP at each scale
+CLIP_PRESETS = {
+    "smoke": dict(pixels=16, n_train=4000, n_test=1000, widths=(16, 32, 64, 64), steps=500, batch_size=128, lr=1e-3),
+    "cpu": dict(pixels=32, n_train=12000, n_test=2000, widths=(16, 32, 64, 128, 128), steps=2500, batch_size=128,
+                lr=2e-3),
+    "gpu": dict(pixels=32, n_train=40000, n_test=5000, widths=(64, 128, 256, 256, 256), steps=10000, batch_size=256,
+                lr=1e-3),  # not run on a GPU yet
+}
+
+
+def clip_data(cfg) -> tuple[dict, Dataset, Dataset, dict[str, list[str]]]:
+    """The preset of ``cfg.scale``, its train and test pictures (labels: the shape; ``factors``: every factor), and
+    one caption per picture: ``captions["train"]``, ``captions["test"]``."""
+    preset = CLIP_PRESETS[cfg.scale]
+    world = ShapesWorld(size=preset["pixels"])
+    seeds = {"train": 2 * cfg.seed, "test": 2 * cfg.seed + 1}
+    data = {split: world.sample(preset[f"n_{split}"], seed=seed) for split, seed in seeds.items()}
+    captions = {split: caption(data[split].factors, seed=seed) for split, seed in seeds.items()}
+    return preset, data["train"], data["test"], captions
+
+
+def mini_clip(cfg, progress: bool = True) -> tuple[MiniCLIP, Vocabulary, History]:
+    """A2: mini-CLIP trained with the CLIP loss on ``clip_data(cfg)``'s training pictures and captions, and
+    cached. Returns the model (eval mode, on ``cfg.device``), its vocabulary and its training history."""
+    preset, train, _, captions = clip_data(cfg)
+    vocab = Vocabulary()
+    model = MiniCLIP(len(vocab), widths=preset["widths"])
+    pairs = Dataset(train.images, vocab.encode(captions["train"], model.hparams["length"]), train.class_names,
+                    name="shapes+captions")
+    # keyed on the scale and seed alone: a notebook's own switches (dataset, sizes) must not retrain the shared model
+    shared = cfg.with_(dataset="shapes", **PRESETS[cfg.scale])
+    history = fit(model, pairs, shared, steps=preset["steps"], batch_size=preset["batch_size"], lr=preset["lr"],
+                  name="mini-clip", progress=progress)
+    return model, vocab, history

@@ -223,3 +223,13 @@ def options_explorer(draw, options: dict, values: dict | None = None):
                 for name, choices in options.items()}
     widget = _many_controls(list(controls.values()), lambda: draw(**{k: c.value for k, c in controls.items()}))
     return draw(**values), widget
+
+
+def text_explorer(draw, value: str, description: str = "caption"):
+    """A text box: ``draw(text)`` returns the figure for what the reader typed (chapter 6: the images a caption
+    ranks first). Returns ``(figure for value, widget)``."""
+    import ipywidgets as w
+
+    box = w.Text(value=value, description=description, continuous_update=False,
+                 layout=w.Layout(width="32em"))
+    return draw(value), _interactive(box, draw)

@@ -94,3 +94,71 @@ def test_seeded_init_fixes_every_weight_including_attention():
     torch.manual_seed(2)
     b = seeded_init(MiniCLIP(30, dim=8, widths=(8, 16), text_width=16, length=8), seed=5)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+# -- zero-shot classification and retrieval --------------------------------------------------------------------------
+
+def _small_model():
+    vocab = C.Vocabulary()
+    torch.manual_seed(0)
+    return MiniCLIP(len(vocab), dim=8, widths=(4, 8), text_width=16).eval(), vocab
+
+
+def test_encode_texts_normalises_and_names_unknown_words():
+    from ssl_tutorial.methods.clip import encode_images, encode_texts
+
+    model, vocab = _small_model()
+    text = encode_texts(model, vocab, ["a red circle", "a blue star at night"], batch_size=1)
+    assert text.shape == (2, 8) and torch.allclose(text.norm(dim=1), torch.ones(2))
+    assert torch.allclose(text[:1], encode_texts(model, vocab, ["a red circle"]))
+    with pytest.raises(ValueError, match="not in the vocabulary: purple-ish, zebra"):
+        encode_texts(model, vocab, ["a zebra", "a purple-ish circle"])
+    with pytest.raises(ValueError, match="1 to 14 words"):
+        encode_texts(model, vocab, ["a red circle", ""])
+    with pytest.raises(ValueError, match="1 to 14 words"):
+        encode_texts(model, vocab, [" ".join(["red"] * 15)])
+    assert encode_texts(model, vocab, [" ".join(["red"] * 14)]).shape == (1, 8)
+    images = ShapesWorld(size=8).sample(3, seed=0).images
+    assert encode_images(model, images, batch_size=2).shape == (3, 8)
+
+
+def test_class_prompts_name_their_class_and_only_known_words():
+    from ssl_tutorial.methods.clip import class_prompts
+
+    vocab = C.Vocabulary()
+    shapes, colours = class_prompts("shape"), class_prompts("colour")
+    assert list(shapes) == list(C.SHAPE_WORDS) and list(colours) == list(C.COLOUR_WORDS)
+    for name, sentences in shapes.items():
+        assert all(C.SHAPE_WORDS[name][0] in s for s in sentences) and len(sentences) == len(set(sentences))
+    for name, sentences in colours.items():
+        assert all(C.COLOUR_WORDS[name][0] in C.tokenize(s) for s in sentences)
+    every = [s for d in (shapes, colours) for v in d.values() for s in v]
+    assert all(w in vocab.index for s in every for w in C.tokenize(s))
+    assert "an arrow" in shapes["arrow"]  # articles agree
+    with pytest.raises(ValueError, match="unknown attribute"):
+        class_prompts("size")
+
+
+def test_zero_shot_classifier_is_the_normalised_mean_of_prompt_embeddings():
+    from ssl_tutorial.methods.clip import encode_texts, zero_shot_classifier
+
+    model, vocab = _small_model()
+    prompts = {"circle": ["a circle", "a picture of a circle"], "star": ["a star"]}
+    weights = zero_shot_classifier(model, vocab, prompts)
+    expected = F.normalize(encode_texts(model, vocab, prompts["circle"]).mean(0), dim=0)
+    assert weights.shape == (2, 8) and torch.allclose(weights[0], expected)
+    assert torch.allclose(weights[1], encode_texts(model, vocab, ["a star"])[0])
+
+
+def test_retrieval_recall_both_ways():
+    from ssl_tutorial.methods.clip import retrieval_recall
+
+    basis = torch.eye(4)
+    assert retrieval_recall(basis, basis, k=1) == {"text -> image": 100.0, "image -> text": 100.0}
+    # caption 0 is closest to image 1; image 0 still finds caption 0 first
+    text = torch.tensor([[0.6, 0.8, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    # caption 0 ranks image 1 first (0.8 > 0.6): a miss; every image still ranks its own caption first
+    assert retrieval_recall(basis, text, k=1) == {"text -> image": 75.0, "image -> text": 100.0}
+    assert retrieval_recall(basis, text, k=2)["text -> image"] == 100.0
+    with pytest.raises(ValueError, match="paired rows"):
+        retrieval_recall(basis, basis[:3])

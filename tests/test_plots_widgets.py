@@ -329,3 +329,27 @@ def test_readers_at_t():
     assert fig.axes[0].get_lines()[0].get_ydata().tolist() == [90.0, 20.0] and len(fig.axes) == 4
     assert fig.axes[3].get_xlabel() == "a0 b2" and fig.axes[3].get_title() == "is 2"
     plt.close("all")
+
+
+def test_vision_language_figures_and_text_explorer(data):
+    import torch
+
+    from ssl_tutorial import vl_plots
+
+    images = data.images[:4]
+    fig = vl_plots.similarity_matrix(torch.eye(4), images, ["a red circle", "b", "c", "d"])
+    assert len(fig.axes) == 5 and fig.axes[-1].get_images()[0].get_array().shape == (4, 4)
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.3])
+    fig = vl_plots.ranked_images(images, scores, k=3, title="q")
+    assert [ax.get_title() for ax in fig.axes] == ["0.90", "0.50", "0.30"]
+    assert "zebra" in vl_plots.message("not in the vocabulary: zebra").axes[0].texts[0].get_text()
+    asked = []
+
+    def draw(text):
+        asked.append(text)
+        return vl_plots.message(text)
+
+    fig, box = widgets.text_explorer(draw, "a red circle")
+    box.children[0].value = "a blue star"  # the reader types another caption
+    assert asked == ["a red circle", "a blue star"]
+    plt.close("all")

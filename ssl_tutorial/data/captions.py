@@ -1,6 +1,7 @@
 """Captions, class descriptions and a word-level vocabulary for the shapes world and its scenes.
 
-The text side of the vision-language chapters (curriculum section 4.3, ``captions``); no notebook uses it yet.
+The text side of the vision-language chapters (curriculum section 4.3, ``captions``); mini-CLIP
+(``artifacts.mini_clip``, ``notebooks/06_vision_language/01_mini_clip.ipynb``) learns from ``caption``.
 Everything is generated from the factor table, so every word of a caption is true of its picture (unless caption
 noise is asked for), and seeded.
 

@@ -1,8 +1,8 @@
 """Mini-CLIP: contrastive language-image pretraining at the scale of the shapes world (groundwork).
 
 Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021. The shared
-model (curriculum artifact ``A2``) of chapters 5-7; no notebook trains it yet, and it is not cached as an artifact
-yet.
+model (curriculum artifact ``A2``) of chapters 5-7, trained and cached by ``artifacts.mini_clip``; taught in
+``notebooks/06_vision_language/01_mini_clip.ipynb``.
 
 A batch holds N images and their N captions. An image encoder and a text encoder each end in a linear projection
 to a shared space; after L2 normalisation, I (N, d) and T (N, d) are compared all against all:
@@ -19,6 +19,9 @@ The encoders keep their tokens, which later notebooks need (FILIP's late interac
   mean as the global feature;
 * ``TextEncoder``: word embeddings plus learned positions, a small Transformer with a causal mask (as CLIP), the
   word tokens, and the feature of the ``<eos>`` token as the sentence feature.
+
+Zero-shot classification (``zero_shot_classifier``): each class is the normalised mean of the text embeddings of
+its prompts ("a circle", "a picture of a circle", ...); an image goes to the class of largest cosine.
 """
 
 from __future__ import annotations
@@ -142,3 +145,83 @@ class MiniCLIP(nn.Module):
         with torch.no_grad():
             top1 = ((image @ text.T).argmax(1) == torch.arange(len(image), device=image.device)).float().mean()
         return loss, {"logit_scale": scale.detach(), "top1": top1}
+
+
+# -- zero-shot classification and retrieval --------------------------------------------------------------------------
+
+SHAPE_PROMPTS = ("a {shape}", "a picture of a {shape}", "there is a {shape}", "the {shape} is {colour}")
+COLOUR_PROMPTS = ("a {colour} {shape}", "the {shape} is {colour}")
+
+
+@torch.no_grad()
+def encode_texts(model: MiniCLIP, vocab, texts: list[str], batch_size: int = 512) -> torch.Tensor:
+    """Normalised text embeddings of sentences (N, dim), in eval mode. Raises a one-line ValueError naming the words
+    the vocabulary does not know (they would all read as <unk>), and for an empty caption or one too long to fit
+    (it would be cut)."""
+    unknown = sorted({w for t in texts for w in _tokens(t) if w not in vocab.index})
+    if unknown:
+        raise ValueError(f"not in the vocabulary: {', '.join(unknown)} (use words of data/captions.py's grammar, "
+                         f"e.g. 'a red circle in a photo')")
+    longest = max((len(_tokens(t)) for t in texts), default=0)
+    if any(not _tokens(t) for t in texts) or longest > model.hparams["length"] - 2:
+        raise ValueError(f"a caption needs 1 to {model.hparams['length'] - 2} words, got "
+                         f"{min(len(_tokens(t)) for t in texts) if longest else 0} to {longest}")
+    model.eval()
+    device = next(model.parameters()).device
+    ids = vocab.encode(texts, model.hparams["length"])
+    return torch.cat([model.encode_text(ids[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(ids), batch_size)])
+
+
+@torch.no_grad()
+def encode_images(model: MiniCLIP, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Normalised image embeddings (N, dim), in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model.encode_image(images[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def _tokens(text: str) -> list[str]:
+    from ..data.captions import tokenize
+
+    return tokenize(text)
+
+
+def zero_shot_classifier(model: MiniCLIP, vocab, prompts: dict[str, list[str]]) -> torch.Tensor:
+    """One weight vector per class (n_classes, dim): the normalised mean of its prompts' text embeddings (CLIP's
+    prompt ensembling). ``prompts`` maps each class name to its sentences."""
+    weights = [F.normalize(encode_texts(model, vocab, list(sentences)).mean(0), dim=0)
+               for sentences in prompts.values()]
+    return torch.stack(weights)
+
+
+def class_prompts(attribute: str = "shape") -> dict[str, list[str]]:
+    """The prompts of each shape (``attribute="shape"``) or colour class, filled in from the captions' grammar:
+    a shape's prompts name it in ``SHAPE_PROMPTS`` with every colour; a colour's name it in ``COLOUR_PROMPTS``
+    with every shape (first synonyms only)."""
+    from ..data.captions import COLOUR_WORDS, SHAPE_WORDS, articles
+
+    shapes = {name: words[0] for name, words in SHAPE_WORDS.items()}
+    colours = {name: words[0] for name, words in COLOUR_WORDS.items()}
+    if attribute == "shape":
+        return {s: sorted({articles(p.format(shape=w, colour=c)) for p in SHAPE_PROMPTS for c in colours.values()})
+                for s, w in shapes.items()}
+    if attribute == "colour":
+        return {c: sorted({articles(p.format(shape=s, colour=w)) for p in COLOUR_PROMPTS for s in shapes.values()})
+                for c, w in colours.items()}
+    raise ValueError(f"unknown attribute {attribute!r}: use 'shape' or 'colour'")
+
+
+def retrieval_recall(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """Recall@k (%) of matching rows, both ways: for each caption, is its own image among the k most similar images
+    (text -> image), and for each image its own caption (image -> text)?"""
+    if image_embeddings.shape != text_embeddings.shape:
+        raise ValueError(f"image and text embeddings must be paired rows, got {tuple(image_embeddings.shape)} and "
+                         f"{tuple(text_embeddings.shape)}")
+    sim = image_embeddings @ text_embeddings.T
+    own = torch.arange(len(sim))
+    k = min(k, len(sim))
+    t2i = (sim.T.topk(k, dim=1).indices == own[:, None]).any(1).float().mean().item()
+    i2t = (sim.topk(k, dim=1).indices == own[:, None]).any(1).float().mean().item()
+    return {"text -> image": 100 * t2i, "image -> text": 100 * i2t}
