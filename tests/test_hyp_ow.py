@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssl_tutorial import poincare
-from ssl_tutorial.methods import hyp_ow
+from ssl_tutorial.methods import hyp_ow, open_world
 
 
 def _ball(n: int, d: int = 3, seed: int = 0, max_radius: float = 0.9, c: float = 1.0) -> torch.Tensor:
@@ -313,7 +313,7 @@ def test_relabel_quantile_lowers_the_threshold():
 
 @pytest.mark.parametrize("name", ["hyperbolic", "euclidean"])
 def test_geometry_centroids_and_scores(name):
-    space = hyp_ow.geometry(name, c=1.0, clip_r=2.0)
+    space = open_world.geometry(name, c=1.0, clip_r=2.0)
     points = space.to_space(torch.randn(40, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     if name == "hyperbolic":
         assert (points.norm(dim=1) < 1).all()
@@ -324,24 +324,24 @@ def test_geometry_centroids_and_scores(name):
     torch.testing.assert_close(scores, space.pairwise(points, centroids).min(1).values)
     assert (space.scores(centroids, centroids).abs() < 1e-6).all()
     with pytest.raises(ValueError, match="unknown geometry"):
-        hyp_ow.geometry("spherical")
+        open_world.geometry("spherical")
 
 
 def test_open_world_predictions_and_uncertainty_sweep():
     # K = 2: classes 0, 1, unknown 2, background 3
     p = torch.tensor([[0.9, 0.05, 0.0, 0.05], [0.4, 0.35, 0.0, 0.25], [0.1, 0.1, 0.0, 0.8], [0.1, 0.1, 0.7, 0.1]])
     logits = torch.log(p + 1e-9)
-    assert hyp_ow.open_world_predictions(logits, 2).tolist() == [0, 0, 3, 2]
+    assert open_world.open_world_predictions(logits, 2).tolist() == [0, 0, 3, 2]
     # uncertain object probability u = p0 + p1 + p2 - max(p0, p1): 0.05, 0.35, 0.1, 0.8
-    assert hyp_ow.open_world_predictions(logits, 2, threshold=0.3).tolist() == [0, 2, 3, 2]
-    assert hyp_ow.open_world_predictions(logits, 2, threshold=0.09).tolist() == [0, 2, 2, 2]
-    assert hyp_ow.open_world_predictions(logits, 2, threshold=0.0).tolist() == [2, 2, 2, 2]
-    sweep = hyp_ow.uncertainty_sweep(logits[:2], torch.tensor([0, 0]), logits[1:2], logits[2:3], 2,
+    assert open_world.open_world_predictions(logits, 2, threshold=0.3).tolist() == [0, 2, 3, 2]
+    assert open_world.open_world_predictions(logits, 2, threshold=0.09).tolist() == [0, 2, 2, 2]
+    assert open_world.open_world_predictions(logits, 2, threshold=0.0).tolist() == [2, 2, 2, 2]
+    sweep = open_world.uncertainty_sweep(logits[:2], torch.tensor([0, 0]), logits[1:2], logits[2:3], 2,
                                      thresholds=[None, 0.3, 0.09])
     assert sweep["known_accuracy"].tolist() == [100.0, 50.0, 50.0]
     assert sweep["unknown_recall"].tolist() == [0.0, 100.0, 100.0]
     assert sweep["background_unknown"].tolist() == [0.0, 0.0, 100.0]
-    assert len(hyp_ow.uncertainty_sweep(logits[:2], torch.tensor([0, 0]), logits[1:2], logits[2:3], 2)) == 102
+    assert len(open_world.uncertainty_sweep(logits[:2], torch.tensor([0, 0]), logits[1:2], logits[2:3], 2)) == 102
 
 
 def test_train_open_world_is_seeded_and_relabels_half_way():
@@ -351,20 +351,20 @@ def test_train_open_world_is_seeded_and_relabels_half_way():
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        net = hyp_ow.OpenWorldNet(4, widths=(4, 8), dim=3)
-        log = hyp_ow.train_open_world(net, known, labels, labels // 2, unmatched, steps=4, n_superclasses=2,
+        net = open_world.OpenWorldNet(4, widths=(4, 8), dim=3)
+        log = open_world.train_open_world(net, known, labels, labels // 2, unmatched, steps=4, n_superclasses=2,
                                       batch_size=8, seed=1, progress=False)
-        runs.append((log, hyp_ow.predict(net, known)[0]))
+        runs.append((log, open_world.predict(net, known)[0]))
     (a, logits_a), (b, logits_b) = runs
     assert torch.equal(logits_a, logits_b) and a["loss"] == b["loss"] and len(a["loss"]) == 4
     assert a["relabelled"].shape == (30,) and a["relabelled"].dtype == torch.bool
     assert torch.equal(a["relabelled"], a["scores"] <= a["threshold"])
     assert a["threshold"] == pytest.approx(float(a["matched_scores"].quantile(0.9)))
-    net = hyp_ow.OpenWorldNet(4, widths=(4, 8), dim=3)
-    baseline = hyp_ow.train_open_world(net, known, labels, labels // 2, unmatched, steps=2, n_superclasses=2,
+    net = open_world.OpenWorldNet(4, widths=(4, 8), dim=3)
+    baseline = open_world.train_open_world(net, known, labels, labels // 2, unmatched, steps=2, n_superclasses=2,
                                        relabel=False, lambda_class=0, lambda_super=0, batch_size=8, progress=False)
     assert baseline["relabelled"] is None and logits_a.shape == (40, 6)
     with pytest.raises(ValueError, match="steps >= 2"):
-        hyp_ow.train_open_world(net, known, labels, labels // 2, unmatched, steps=1, n_superclasses=2)
+        open_world.train_open_world(net, known, labels, labels // 2, unmatched, steps=1, n_superclasses=2)
     with pytest.raises(ValueError, match="one row per proposal"):
-        hyp_ow.train_open_world(net, known, labels[:5], labels // 2, unmatched, steps=2, n_superclasses=2)
+        open_world.train_open_world(net, known, labels[:5], labels // 2, unmatched, steps=2, n_superclasses=2)

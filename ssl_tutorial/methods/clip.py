@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.captions import tokenize
 from ..nets import ConvNet
 
 MAX_LOGIT_SCALE = 100.0
@@ -158,14 +159,14 @@ def encode_texts(model: MiniCLIP, vocab, texts: list[str], batch_size: int = 512
     """Normalised text embeddings of sentences (N, dim), in eval mode. Raises a one-line ValueError naming the words
     the vocabulary does not know (they would all read as <unk>), and for an empty caption or one too long to fit
     (it would be cut)."""
-    unknown = sorted({w for t in texts for w in _tokens(t) if w not in vocab.index})
+    unknown = sorted({w for t in texts for w in tokenize(t) if w not in vocab.index})
     if unknown:
         raise ValueError(f"not in the vocabulary: {', '.join(unknown)} (use words of data/captions.py's grammar, "
                          f"e.g. 'a red circle in a photo')")
-    longest = max((len(_tokens(t)) for t in texts), default=0)
-    if any(not _tokens(t) for t in texts) or longest > model.hparams["length"] - 2:
+    longest = max((len(tokenize(t)) for t in texts), default=0)
+    if any(not tokenize(t) for t in texts) or longest > model.hparams["length"] - 2:
         raise ValueError(f"a caption needs 1 to {model.hparams['length'] - 2} words, got "
-                         f"{min(len(_tokens(t)) for t in texts) if longest else 0} to {longest}")
+                         f"{min(len(tokenize(t)) for t in texts) if longest else 0} to {longest}")
     model.eval()
     device = next(model.parameters()).device
     ids = vocab.encode(texts, model.hparams["length"])
@@ -180,12 +181,6 @@ def encode_images(model: MiniCLIP, images: torch.Tensor, batch_size: int = 512) 
     device = next(model.parameters()).device
     return torch.cat([model.encode_image(images[i:i + batch_size].to(device)).cpu()
                       for i in range(0, len(images), batch_size)])
-
-
-def _tokens(text: str) -> list[str]:
-    from ..data.captions import tokenize
-
-    return tokenize(text)
 
 
 def zero_shot_classifier(model: MiniCLIP, vocab, prompts: dict[str, list[str]]) -> torch.Tensor:
