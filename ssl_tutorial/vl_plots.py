@@ -53,3 +53,29 @@ def message(text: str):
     ax.text(0.01, 0.5, textwrap.fill(text, 90), va="center", fontsize=9, color="tab:red")
     ax.axis("off")
     return fig
+
+
+def word_patch_maps(image: torch.Tensor, words: list[str], maps, title: str = ""):
+    """One picture and, for each word of its caption, the word's cosine with each patch (``maps`` (L, h, w), one
+    per word, in the caption's order) drawn over the picture: where each word "looks"."""
+    maps = np.asarray(maps, dtype=float)
+    picture = image.permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+    S = picture.shape[0]
+    fig, axes = plt.subplots(1, len(words) + 1, figsize=(1.25 * (len(words) + 1), 1.7), squeeze=False)
+    axes[0, 0].imshow(picture, interpolation="nearest")
+    axes[0, 0].set_title("picture", fontsize=8)
+    low, high = maps.min(), maps.max()
+    for ax, word, m in zip(axes[0, 1:], words, maps):
+        ax.imshow(picture, interpolation="nearest")
+        ax.imshow(m, cmap="magma", alpha=0.6, vmin=low, vmax=high, extent=(-0.5, S - 0.5, S - 0.5, -0.5),
+                  interpolation="nearest")
+        h, w = m.shape
+        row, col = np.unravel_index(m.argmax(), m.shape)
+        ax.add_patch(plt.Rectangle((col * S / w - 0.5, row * S / h - 0.5), S / w, S / h, fill=False, color="cyan",
+                                   lw=1.5))
+        ax.set_title(word, fontsize=8)
+    for ax in axes[0]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -162,3 +162,21 @@ def test_retrieval_recall_both_ways():
     assert retrieval_recall(basis, text, k=2)["text -> image"] == 100.0
     with pytest.raises(ValueError, match="paired rows"):
         retrieval_recall(basis, basis[:3])
+
+
+def test_text_encoder_takes_soft_input_embeddings():
+    from ssl_tutorial.data.captions import Vocabulary
+    from ssl_tutorial.methods.clip import TextEncoder
+
+    vocab = Vocabulary()
+    torch.manual_seed(0)
+    encoder = TextEncoder(len(vocab), width=16).eval()
+    ids = vocab.encode(["a red circle", "a blue star in a photo"], 16)
+    with torch.no_grad():
+        sentence, tokens = encoder(ids)
+        soft = encoder(ids, encoder.embed(ids))  # the word embeddings given by hand: the same outputs
+        changed = encoder(ids, encoder.embed(ids) + torch.randn(2, 16, 16))
+    assert torch.allclose(soft[0], sentence) and torch.allclose(soft[1], tokens)
+    assert not torch.allclose(changed[0], sentence)
+    with pytest.raises(ValueError, match=r"embeddings must be \(N, L, 16\)"):
+        encoder(ids, torch.zeros(2, 16, 8))

@@ -117,22 +117,56 @@ def relation(a: pd.Series | dict, b: pd.Series | dict) -> str:
     return "above" if dy > 0 else "below"
 
 
-def scene_captions(objects: pd.DataFrame, seed: int = 0) -> list[str]:
+def scene_captions(objects: pd.DataFrame, seed: int = 0, return_objects: bool = False):
     """One caption per scene of an object table (``Scenes.sample_layout``): two of its objects and their relation
-    ("a red circle left of a blue star"); a scene of one object gets a single-object caption."""
+    ("a red circle left of a blue star"); a scene of one object gets a single-object caption. With
+    ``return_objects=True``, also the (n_scenes, 2) positions of the rows of ``objects`` that the caption names
+    first and second (the same row twice for a one-object scene)."""
     _check_factors(objects, ("scene", "shape_name", "colour_name", "texture_name", "domain_name", "x", "y"))
     rng = _rng(seed, 2)
-    out = []
-    for _, group in objects.groupby("scene", sort=True):
-        rows = group.to_dict("records")
+    out, named = [], []
+    order = np.argsort(objects["scene"].to_numpy(), kind="stable")  # scene by scene, each in table order
+    records, labels = objects.iloc[order].to_dict("records"), order
+    starts = np.flatnonzero(np.diff(objects["scene"].to_numpy()[order], prepend=np.nan) != 0)
+    for begin, end in zip(starts, [*starts[1:], len(order)]):
+        rows, index = records[begin:end], labels[begin:end]
         if len(rows) == 1:
             words = _words(rows[0], rng)
             out.append(articles(f"a {words['colour']} {words['shape']} {words['domain']}"))
+            named.append((index[0], index[0]))
             continue
         i, j = rng.choice(len(rows), 2, replace=False)
         a, b = _words(rows[i], rng), _words(rows[j], rng)
         out.append(articles(f"a {a['colour']} {a['shape']} {relation(rows[i], rows[j])} a {b['colour']} {b['shape']}"))
-    return out
+        named.append((index[i], index[j]))
+    return (out, np.array(named, dtype=int).reshape(-1, 2)) if return_objects else out
+
+
+def _two_objects(text: str):
+    match = re.fullmatch(rf"(an? (\S+) .+) ({'|'.join(RELATIONS)}) (an? (\S+) .+)", text)
+    if match is None:
+        raise ValueError(f"not a two-object caption (\"a red circle left of a blue star\"): {text!r}")
+    return match.groups()  # first phrase, its colour, relation, second phrase, its colour
+
+
+def swap_caption_colours(text: str) -> str:
+    """"a red circle left of a blue star" -> "a blue circle left of a red star": a two-object caption with its two
+    colour words exchanged, word for word the same otherwise (the caption of ``scenes.swap_colours``'s twin)."""
+    first, colour_a, relation, second, colour_b = _two_objects(text)
+    shape_a, shape_b = first.split(" ", 2)[2], second.split(" ", 2)[2]
+    return articles(f"a {colour_b} {shape_a} {relation} a {colour_a} {shape_b}")
+
+
+def noun_phrases(captions: list[str]) -> list[tuple[str, str]]:
+    """The two object phrases of each two-object caption: ("a red circle", "a blue star")."""
+    return [(first, second) for first, _, _, second, _ in map(_two_objects, captions)]
+
+
+def noun_positions(captions: list[str]) -> np.ndarray:
+    """(n, 2) positions, in a caption's token ids (``<bos>`` is position 0), of the last word of each object's
+    phrase: "a red *circle* left of a blue *star*" gives (3, 8)."""
+    return np.array([(len(tokenize(first)), len(tokenize(text)))
+                     for text, (first, _) in zip(captions, noun_phrases(captions))]).reshape(-1, 2)
 
 
 def made_up_name(k: int, seed: int = 0) -> str:

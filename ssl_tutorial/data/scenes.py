@@ -256,3 +256,43 @@ def background_crops(batch: SceneBatch, n: int, size: int = 16, sides: tuple[int
 
     boxes = torch.tensor(background_boxes(batch, n, sides, max_object, seed), dtype=torch.float32)
     return roi_align(batch.images, boxes.reshape(-1, 5).to(batch.images), output_size=size, aligned=True)
+
+
+def distinct_pairs(scenes: Scenes, n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The layout of ``n`` scenes of exactly two objects that differ in shape and in colour, so that a caption
+    naming both binds each colour to one shape (FILIP's compositional retrieval, chapter 6). Scenes are drawn from
+    ``Scenes(objects=(2, 2))`` over ``scenes.world`` and the others dropped, until ``n`` are kept."""
+    pairs = Scenes(scenes.world, objects=(2, 2), gap=scenes.gap, tags=scenes.tags)
+    if len(scenes.world.shapes) < 2 or len(scenes.world.colours) < 2:
+        raise ValueError("two objects that differ in shape and colour need a world with >= 2 shapes and colours")
+    kept_scenes, kept_objects, found, draw = [], [], 0, 0
+    while found < n:
+        table, objects = pairs.sample_layout(max(2 * (n - found), 16),
+                                            seed=int(np.random.default_rng([seed, draw]).integers(2**31)))
+        a, b = objects.iloc[0::2].reset_index(drop=True), objects.iloc[1::2].reset_index(drop=True)
+        keep = np.flatnonzero((a["shape"] != b["shape"]).to_numpy() & (a["colour"] != b["colour"]).to_numpy())
+        keep = keep[:n - found]
+        kept_scenes.append(table.iloc[keep])
+        chosen = objects[objects["scene"].isin(keep)]
+        kept_objects.append(chosen.assign(scene=found + np.searchsorted(keep, chosen["scene"].to_numpy())))
+        found, draw = found + len(keep), draw + 1
+    return (pd.concat(kept_scenes, ignore_index=True) if kept_scenes else pairs.sample_layout(0)[0],
+            pd.concat(kept_objects, ignore_index=True) if kept_objects else pairs.sample_layout(0)[1])
+
+
+COLOUR_COLUMNS = ("colour", "colour_name", "hue", "saturation", "value")
+
+
+def swap_colours(objects: pd.DataFrame) -> pd.DataFrame:
+    """The object table of two-object scenes (``distinct_pairs``) with the two objects' colours exchanged in every
+    scene: the same shapes at the same places, each wearing the other's colour. Render it for the "twin" that a
+    bag of words cannot tell from the original. The rows come back in (scene, depth) order, the order of
+    ``sample_layout`` and ``distinct_pairs``."""
+    counts = objects.groupby("scene").size()
+    if len(counts) and not (counts == 2).all():
+        raise ValueError("swap_colours needs scenes of exactly two objects (make them with distinct_pairs)")
+    out = objects.sort_values(["scene", "depth"]).reset_index(drop=True)
+    order = np.arange(len(out)).reshape(-1, 2)[:, ::-1].ravel()  # each object takes its partner's colour
+    for column in COLOUR_COLUMNS:
+        out[column] = out[column].to_numpy()[order]
+    return out

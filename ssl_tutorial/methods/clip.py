@@ -90,12 +90,18 @@ class TextEncoder(nn.Module):
                 module._reset_parameters()
         nn.init.zeros_(self.position)
 
-    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, ids: torch.Tensor, embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sentence feature (N, width) and the word tokens (N, L, width). ``embeddings`` (N, L, width), when
+        given, replace the word embeddings of ``ids`` (soft prompts, chapter 6's CSP); ``ids`` still mark <eos>."""
         if ids.ndim != 2 or ids.shape[1] > self.length:
             raise ValueError(f"token ids must be (N, L) with L <= {self.length}, got {tuple(ids.shape)}")
         L = ids.shape[1]
+        if embeddings is None:
+            embeddings = self.embed(ids)
+        elif embeddings.shape != (*ids.shape, self.out_dim):
+            raise ValueError(f"embeddings must be (N, L, {self.out_dim}) like the ids, got {tuple(embeddings.shape)}")
         causal = torch.triu(torch.full((L, L), float("-inf"), device=ids.device), 1)
-        tokens = self.norm(self.transformer(self.embed(ids) + self.position[:L], mask=causal))
+        tokens = self.norm(self.transformer(embeddings + self.position[:L], mask=causal))
         eos = (ids == EOS).int().argmax(1)  # the first <eos>; a row without one uses its first token
         return tokens[torch.arange(len(ids), device=ids.device), eos], tokens
 
@@ -134,6 +140,14 @@ class MiniCLIP(nn.Module):
         """Normalised text embeddings (N, dim)."""
         return F.normalize(self.text_projection(self.text_encoder(ids)[0]), dim=1)
 
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised patch tokens in the shared space (N, cells, dim): what FILIP compares word by word."""
+        return F.normalize(self.image_projection(self.image_encoder(images)[1]), dim=-1)
+
+    def text_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Normalised word tokens in the shared space (N, L, dim)."""
+        return F.normalize(self.text_projection(self.text_encoder(ids)[1]), dim=-1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The image representation before the projection (what a probe reads)."""
         return self.image_encoder(images)[0]
@@ -154,11 +168,9 @@ SHAPE_PROMPTS = ("a {shape}", "a picture of a {shape}", "there is a {shape}", "t
 COLOUR_PROMPTS = ("a {colour} {shape}", "the {shape} is {colour}")
 
 
-@torch.no_grad()
-def encode_texts(model: MiniCLIP, vocab, texts: list[str], batch_size: int = 512) -> torch.Tensor:
-    """Normalised text embeddings of sentences (N, dim), in eval mode. Raises a one-line ValueError naming the words
-    the vocabulary does not know (they would all read as <unk>), and for an empty caption or one too long to fit
-    (it would be cut)."""
+def check_texts(model: MiniCLIP, vocab, texts: list[str]) -> None:
+    """A one-line ValueError naming the words the vocabulary does not know (they would all read as <unk>), and for
+    an empty caption or one too long to fit (it would be cut)."""
     unknown = sorted({w for t in texts for w in tokenize(t) if w not in vocab.index})
     if unknown:
         raise ValueError(f"not in the vocabulary: {', '.join(unknown)} (use words of data/captions.py's grammar, "
@@ -167,6 +179,12 @@ def encode_texts(model: MiniCLIP, vocab, texts: list[str], batch_size: int = 512
     if any(not tokenize(t) for t in texts) or longest > model.hparams["length"] - 2:
         raise ValueError(f"a caption needs 1 to {model.hparams['length'] - 2} words, got "
                          f"{min(len(tokenize(t)) for t in texts) if longest else 0} to {longest}")
+
+
+@torch.no_grad()
+def encode_texts(model: MiniCLIP, vocab, texts: list[str], batch_size: int = 512) -> torch.Tensor:
+    """Normalised text embeddings of sentences (N, dim), in eval mode, after :func:`check_texts`."""
+    check_texts(model, vocab, texts)
     model.eval()
     device = next(model.parameters()).device
     ids = vocab.encode(texts, model.hparams["length"])
