@@ -126,10 +126,10 @@ def scene_captions(objects: pd.DataFrame, seed: int = 0, return_objects: bool = 
     rng = _rng(seed, 2)
     out, named = [], []
     order = np.argsort(objects["scene"].to_numpy(), kind="stable")  # scene by scene, each in table order
-    records, labels = objects.iloc[order].to_dict("records"), order
+    records = objects.iloc[order].to_dict("records")
     starts = np.flatnonzero(np.diff(objects["scene"].to_numpy()[order], prepend=np.nan) != 0)
     for begin, end in zip(starts, [*starts[1:], len(order)]):
-        rows, index = records[begin:end], labels[begin:end]
+        rows, index = records[begin:end], order[begin:end]
         if len(rows) == 1:
             words = _words(rows[0], rng)
             out.append(articles(f"a {words['colour']} {words['shape']} {words['domain']}"))

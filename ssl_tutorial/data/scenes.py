@@ -265,6 +265,8 @@ def distinct_pairs(scenes: Scenes, n: int, seed: int = 0) -> tuple[pd.DataFrame,
     pairs = Scenes(scenes.world, objects=(2, 2), gap=scenes.gap, tags=scenes.tags)
     if len(scenes.world.shapes) < 2 or len(scenes.world.colours) < 2:
         raise ValueError("two objects that differ in shape and colour need a world with >= 2 shapes and colours")
+    if n == 0:
+        return pairs.sample_layout(0)
     kept_scenes, kept_objects, found, draw = [], [], 0, 0
     while found < n:
         table, objects = pairs.sample_layout(max(2 * (n - found), 16),
@@ -276,8 +278,7 @@ def distinct_pairs(scenes: Scenes, n: int, seed: int = 0) -> tuple[pd.DataFrame,
         chosen = objects[objects["scene"].isin(keep)]
         kept_objects.append(chosen.assign(scene=found + np.searchsorted(keep, chosen["scene"].to_numpy())))
         found, draw = found + len(keep), draw + 1
-    return (pd.concat(kept_scenes, ignore_index=True) if kept_scenes else pairs.sample_layout(0)[0],
-            pd.concat(kept_objects, ignore_index=True) if kept_objects else pairs.sample_layout(0)[1])
+    return pd.concat(kept_scenes, ignore_index=True), pd.concat(kept_objects, ignore_index=True)
 
 
 COLOUR_COLUMNS = ("colour", "colour_name", "hue", "saturation", "value")

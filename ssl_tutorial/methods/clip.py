@@ -181,13 +181,17 @@ def check_texts(model: MiniCLIP, vocab, texts: list[str]) -> None:
                          f"{min(len(tokenize(t)) for t in texts) if longest else 0} to {longest}")
 
 
-@torch.no_grad()
 def encode_texts(model: MiniCLIP, vocab, texts: list[str], batch_size: int = 512) -> torch.Tensor:
     """Normalised text embeddings of sentences (N, dim), in eval mode, after :func:`check_texts`."""
     check_texts(model, vocab, texts)
+    return encode_ids(model, vocab.encode(texts, model.hparams["length"]), batch_size)
+
+
+@torch.no_grad()
+def encode_ids(model: MiniCLIP, ids: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Normalised text embeddings (N, dim) of captions already turned into word ids, in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    ids = vocab.encode(texts, model.hparams["length"])
     return torch.cat([model.encode_text(ids[i:i + batch_size].to(device)).cpu()
                       for i in range(0, len(ids), batch_size)])
 

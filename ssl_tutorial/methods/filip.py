@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..data.captions import scene_captions, swap_caption_colours
 from ..data.scenes import Scenes, distinct_pairs, swap_colours
 from ..data.shapes import ShapesWorld
-from .clip import MiniCLIP, encode_images
+from .clip import MiniCLIP, encode_ids, encode_images
 
 PAD, BOS = 0, 2  # the Vocabulary's ids (data/captions.py)
 
@@ -94,14 +94,6 @@ def text_image_scores(model: MiniCLIP, images: torch.Tensor, ids: torch.Tensor, 
         part = ids[i:i + chunk].to(device)
         out.append(late_interaction(x, model.text_tokens(part), word_mask(part))[1].T.cpu())
     return torch.cat(out)
-
-
-@torch.no_grad()
-def encode_ids(model: MiniCLIP, ids: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Normalised global text embeddings (M, dim) of captions already turned into ids."""
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model.encode_text(ids[i:i + batch_size].to(device)).cpu() for i in range(0, len(ids), batch_size)])
 
 
 def _grid(tokens: torch.Tensor) -> int:
