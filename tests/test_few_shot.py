@@ -164,3 +164,13 @@ def test_episode_figure_draws_every_iteration():
         plt.close(fig)
     with pytest.raises(ValueError, match="iteration"):
         episode_iterations(support, np.arange(4), x, y.numpy(), history, 4)
+
+
+def test_base_backbone_never_sees_a_novel_class():
+    from ssl_tutorial import artifacts, setup
+
+    cfg = setup("smoke", seed=3, verbose=False)
+    preset, base, test = artifacts.few_shot_data(cfg)
+    assert set(base.factors["shape_name"]) == set(BASE_SHAPES)
+    assert set(test.factors["shape_name"]) == set(SHAPES)
+    assert base.images.shape[-1] == preset["pixels"] and len(base) == preset["n_train"]
