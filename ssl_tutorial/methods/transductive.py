@@ -25,9 +25,9 @@ and the prototypes that minimise the K-means term are each class's weighted mean
 
 Here, as in LaplacianShot's code, each query uses its own kappa nearest queries (w_ij = 1), a graph that is neither
 symmetric nor positive semi-definite, so the iteration carries no guarantee of improving E at each step. The code
-alternates one prototype step and one assignment step (the paper iterates the assignment bound further). lambda = 0
-is soft K-means at temperature T started from the prototypes, with the support kept in its clusters; as T -> 0 it is
-the paper's K-means with supervision constraints, which it finds competitive with far more elaborate few-shot
+alternates one prototype step and one assignment step (a simplification; not checked against the paper's schedule).
+lambda = 0 is soft K-means at temperature T started from the prototypes, with the support kept in its clusters; as
+T -> 0 it is the paper's K-means with supervision constraints, which it finds competitive with far more elaborate few-shot
 methods. The features are centred on the base classes' mean and L2-normalised first (the usual preprocessing).
 """
 
