@@ -4,10 +4,11 @@
 pictures of the shapes world and their template captions (``data/captions.py``). Every notebook that calls it
 with the same scale and seed loads what the first one trained.
 
-``base_backbone`` is chapter 3's pretrained encoder: a ConvNet trained with labels on the *base* classes of the
-shapes world only (``data.episodes.BASE_SHAPES``), the usual pretraining of few-shot learning. The novel classes never
-appear in its training pictures. (The curriculum's A1, a self-supervised backbone, is not built yet: SimCLR on the
-base shapes put 5-way 1-shot accuracy on the novel shapes barely above chance at the sizes trained here.)
+``base_model`` is chapter 3's pretrained classifier, and ``base_backbone`` its encoder: a ConvNet trained with labels
+on the *base* classes of the shapes world only (``data.episodes.BASE_SHAPES``), the usual pretraining of few-shot
+learning. The novel classes never appear in its training pictures. (The curriculum's A1, a self-supervised
+backbone, is not built yet: SimCLR on the base shapes put 5-way 1-shot accuracy on the novel shapes barely above
+chance at the sizes trained here.)
 
 ``tiny_ddpm`` is the curriculum's artifact A3: the unconditional DDPM of chapter 5, used by
 notebooks/05_generative/02_diffusion_features.ipynb (its features) and 03_guidance.ipynb (guided
@@ -109,9 +110,10 @@ def few_shot_data(cfg) -> tuple[dict, Dataset, Dataset]:
     return preset, base, world.sample(preset["n_test"], seed=2 * cfg.seed + 1)
 
 
-def base_backbone(cfg, progress: bool = True) -> ConvNet:
-    """Chapter 3's encoder: a ConvNet trained with cross-entropy on ``few_shot_data(cfg)``'s base-class pictures,
-    and cached (keyed on the scale and seed alone). Returns the backbone, in eval mode, on ``cfg.device``."""
+def base_model(cfg, progress: bool = True) -> Supervised:
+    """Chapter 3's base-class classifier: a ConvNet and a linear head over the 16 shapes, trained with
+    cross-entropy on ``few_shot_data(cfg)``'s base-class pictures, and cached (keyed on the scale and seed alone).
+    Returns the model, in eval mode, on ``cfg.device``."""
     preset, base, _ = few_shot_data(cfg)
     if set(base.factors["shape_name"]) & set(NOVEL_SHAPES):
         raise RuntimeError("the base backbone's training pictures must hold base classes only")
@@ -119,4 +121,10 @@ def base_backbone(cfg, progress: bool = True) -> ConvNet:
     shared = cfg.with_(dataset="shapes", **PRESETS[cfg.scale])
     fit(model, base, shared, steps=preset["steps"], batch_size=preset["batch_size"], lr=preset["lr"],
         name="base-backbone", progress=progress)
-    return model.backbone.eval()
+    return model.eval()
+
+
+def base_backbone(cfg, progress: bool = True) -> ConvNet:
+    """Chapter 3's encoder: the backbone of :func:`base_model` (trained with labels on the base classes only).
+    Returns it in eval mode, on ``cfg.device``."""
+    return base_model(cfg, progress).backbone.eval()

@@ -41,3 +41,36 @@ def episode_iterations(support, support_y, query, query_y, history, iteration: i
             transform=ax.transAxes, fontsize=7, va="bottom")
     fig.tight_layout()
     return fig
+
+
+def session_curves(tables: dict, highlight: str | None = None, title: str = ""):
+    """FSCIL: accuracy on every class seen so far after each session (left), and on the base classes alone
+    (right), one line per strategy (``tables``: name -> ``fscil`` session table)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), sharey=True)
+    for name, table in tables.items():
+        style = dict(lw=3) if name == highlight else dict(lw=1.5)
+        for ax, column in zip(axes, ("accuracy (%)", "base (%)")):
+            ax.plot(table.index, table[column], marker="o", label=name, **style)
+    axes[0].set(xlabel="session", ylabel="accuracy (%)", title="all classes seen so far")
+    axes[1].set(xlabel="session", title="base classes")
+    for ax in axes:
+        ax.set_xticks(list(next(iter(tables.values())).index))
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def stability_adaptability(points: dict, title: str = "after the last session"):
+    """FSCIL: one point per strategy, base-class accuracy (stability) against novel-class accuracy (adaptability)
+    after the last session (``points``: name -> (base %, novel %))."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    for name, (base, novel) in points.items():
+        ax.scatter(base, novel, s=40)
+        ax.annotate(name, (base, novel), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set(xlabel="base classes (%): stability", ylabel="novel classes (%): adaptability", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
