@@ -66,11 +66,12 @@ def session_curves(tables: dict, highlight: str | None = None, title: str = ""):
 def stability_adaptability(points: dict, title: str = "after the last session"):
     """FSCIL: one point per strategy, base-class accuracy (stability) against novel-class accuracy (adaptability)
     after the last session (``points``: name -> (base %, novel %))."""
-    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for name, (base, novel) in points.items():
-        ax.scatter(base, novel, s=40)
-        ax.annotate(name, (base, novel), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.scatter(base, novel, s=50, label=name)
     ax.set(xlabel="base classes (%): stability", ylabel="novel classes (%): adaptability", title=title)
+    ax.margins(0.15)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     return fig

@@ -135,3 +135,23 @@ def test_labels_outside_the_seen_classes_are_an_error():
 def test_forgetting_is_the_drop_of_base_accuracy():
     table = pd.DataFrame({"base (%)": [90.0, 80.0, 70.0]}, index=pd.Index([0, 1, 2], name="session"))
     assert fscil.forgetting(table) == 20.0
+
+
+def test_session_figures_draw_one_line_or_point_per_strategy():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ssl_tutorial import fewshot_plots
+
+    table = pd.DataFrame({"accuracy (%)": [80.0, 60.0], "base (%)": [80.0, 70.0], "novel (%)": [np.nan, 30.0]},
+                         index=pd.Index([0, 1], name="session"))
+    fig = fewshot_plots.session_curves({"a": table, "b": table - 5}, highlight="a")
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["a", "b"]
+    plt.close(fig)
+    fig = fewshot_plots.stability_adaptability({"a": (70.0, 30.0), "b": (50.0, 45.0)})
+    assert len(fig.axes[0].collections) == 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+    plt.close(fig)
