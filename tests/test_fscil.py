@@ -103,8 +103,8 @@ def test_tuning_moves_the_last_block_only_and_restores_the_flags(world_data):
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     seen = sessions[0] + sessions[1]
     prototypes = {c: torch.nn.functional.normalize(torch.randn(8), dim=0) for c in seen}
-    fscil._tune_last_block(backbone, pool, [shots[c] for c in sessions[1]], seen, prototypes, torch.zeros(8), steps=3,
-                           lr=1e-2, scale=16.0)
+    fscil._tune_last_block(backbone, pool, [shots[c] for c in sessions[1]], seen, prototypes, steps=3, lr=1e-2,
+                           scale=16.0)
     after = backbone.state_dict()
     moved = {k for k, v in before.items() if not torch.equal(v, after[k])}
     assert moved and all(k.startswith("blocks.1.") for k in moved)

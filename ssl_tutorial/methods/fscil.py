@@ -132,47 +132,44 @@ def _table(rows) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("session")
 
 
-@torch.no_grad()
-def _features(backbone, images: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-    """Features centred on the base session's mean feature, then L2-normalised."""
-    return F.normalize(embed(backbone, images) - centre, dim=1)
+def _features(backbone, images: torch.Tensor) -> torch.Tensor:
+    """L2-normalised features (``embed`` runs without gradients, in eval mode)."""
+    return F.normalize(embed(backbone, images), dim=1)
 
 
 def prototype_sessions(backbone: nn.Module, base, shots_data, shots: dict[int, np.ndarray], test,
                        sessions: list[list[int]], tune_steps: int = 0, tune_lr: float = 1e-4,
-                       tune_scale: float = 16.0, centre: bool = False) -> pd.DataFrame:
+                       tune_scale: float = 16.0) -> pd.DataFrame:
     """Stability: a frozen ``backbone`` and a cosine prototype classifier, session by session. Base prototypes
     come from the ``base`` pictures, a new class's from its ``shots`` (indices into ``shots_data``). With
-    ``tune_steps`` > 0, each new session first tunes the last block (adaptability, on a copy). With ``centre``,
-    features are centred on the base pictures' mean feature before normalising (stored, like the prototypes; it
-    did not help here, and made the tuned block forget more).
-    Returns one row per session: accuracy on the test pictures of every class seen so far, and on its base and novel
-    part."""
+    ``tune_steps`` > 0, each new session first tunes the last block (adaptability, on a copy). Returns one row per
+    session: accuracy on the test pictures of every class seen so far, and on its base and novel part."""
     backbone = copy.deepcopy(backbone).eval()
-    base_features = embed(backbone, base.images)
-    centre = base_features.mean(0) if centre else torch.zeros(base_features.shape[1])  # stored with the prototypes
-    prototypes = {c: F.normalize(base_features[base.labels.cpu() == c] - centre, dim=1).mean(0) for c in sessions[0]}
+    base_features = _features(backbone, base.images)
+    prototypes = {c: base_features[base.labels.cpu() == c].mean(0) for c in sessions[0]}
     truth_all = test.labels.cpu().numpy()
+    test_features = _features(backbone, test.images)  # again only after the backbone is tuned
     seen, rows = [], []
     for t, new in enumerate(sessions):
         seen += new
         if t > 0:
             for c in new:
-                prototypes[c] = _features(backbone, shots_data.images[shots[c]], centre).mean(0)
+                prototypes[c] = _features(backbone, shots_data.images[shots[c]]).mean(0)
             if tune_steps:
-                _tune_last_block(backbone, shots_data, [shots[c] for c in new], seen, prototypes, centre, tune_steps,
-                                 tune_lr, tune_scale)
+                _tune_last_block(backbone, shots_data, [shots[c] for c in new], seen, prototypes, tune_steps, tune_lr,
+                                 tune_scale)
                 for c in new:
-                    prototypes[c] = _features(backbone, shots_data.images[shots[c]], centre).mean(0)
+                    prototypes[c] = _features(backbone, shots_data.images[shots[c]]).mean(0)
+                test_features = _features(backbone, test.images)
         keep = np.isin(truth_all, seen)
-        features = _features(backbone, test.images[torch.as_tensor(keep)], centre)
+        features = test_features[torch.as_tensor(keep)]
         weights = torch.stack([prototypes[c] for c in seen])
         pred = np.asarray(seen)[(features @ F.normalize(weights, dim=1).T).argmax(1).numpy()]
         rows.append({"session": t, "classes": len(seen), **_accuracies(pred, truth_all[keep], sessions[0])})
     return _table(rows)
 
 
-def _tune_last_block(backbone, shots_data, picks, seen, prototypes, centre, steps, lr, scale) -> None:
+def _tune_last_block(backbone, shots_data, picks, seen, prototypes, steps, lr, scale) -> None:
     """Adaptability: ``steps`` SGD steps on the last block alone (batch norm statistics frozen), cosine
     classifier over the stored prototypes of every class seen so far."""
     idx = np.concatenate(picks)
@@ -180,7 +177,6 @@ def _tune_last_block(backbone, shots_data, picks, seen, prototypes, centre, step
     images = shots_data.images[idx].to(device)
     targets = _positions(shots_data.labels[idx], seen).to(device)
     weights = F.normalize(torch.stack([prototypes[c] for c in seen]), dim=1).to(device)
-    centre = centre.to(device)
     last = backbone.blocks[-1]
     flags = [p.requires_grad for p in backbone.parameters()]
     for p in backbone.parameters():
@@ -191,7 +187,7 @@ def _tune_last_block(backbone, shots_data, picks, seen, prototypes, centre, step
     backbone.eval()  # batch norm keeps the base session's statistics
     with torch.enable_grad():
         for _ in range(steps):
-            logits = scale * F.normalize(backbone(images) - centre, dim=1) @ weights.T
+            logits = scale * F.normalize(backbone(images), dim=1) @ weights.T
             loss = F.cross_entropy(logits, targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
